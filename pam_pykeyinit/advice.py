@@ -1,0 +1,46 @@
+"""What an administrator can do about a failed call, keyed on its errno.
+
+Kept apart from the logic so that every failure line carries the same
+advice, and from log.py so that the advice can be tested as plain text.
+References: keyctl(2) ERRORS, keyrings(7) "Quotas", capabilities(7).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .kernel import KernelError
+
+_KEYCTL = {
+    errno.EDQUOT: "the user's key quota is full: compare /proc/key-users with"
+    " kernel.keys.maxkeys and kernel.keys.maxbytes (sysctl) and raise them or"
+    " clear stale keys",
+    errno.ENOSYS: "keyctl is not available: a kernel without CONFIG_KEYS, or a"
+    " container's seccomp profile that blocks keyctl",
+    errno.EPERM: "keyctl was refused: a container's seccomp profile (Docker,"
+    " Flatpak, systemd-nspawn) blocks keyctl, or the key does not allow it",
+    errno.EACCES: "permission denied: an LSM (SELinux, AppArmor) policy or the"
+    " keyring's permissions refuse it",
+    errno.EKEYREVOKED: "the session keyring inherited from the calling process"
+    " has been revoked: add 'force' to replace it, or start the login from a"
+    " process with a live session keyring",
+    errno.EKEYEXPIRED: "the session keyring inherited from the calling process"
+    " has expired: add 'force' to replace it",
+    errno.ENOMEM: "the kernel is out of memory for keys",
+}
+_CREDS = {
+    errno.EPERM: "the calling process may not take this user's IDs (no"
+    " CAP_SETUID/CAP_SETGID): run the PAM application as root, or open"
+    " sessions only for the caller's own user",
+    errno.EINVAL: "the user's uid or gid is not valid in this user namespace",
+}
+
+
+def for_error(err: KernelError) -> str:
+    table = _KEYCTL if err.call.startswith("keyctl") else _CREDS
+    return table.get(err.errno or 0, "see the errno in keyctl(2) or setresuid(2)")
+
+
+def describe(err: KernelError, doing: str) -> str:
+    """``doing``: what the module was doing, e.g. 'creating the session keyring'."""
+    return f"{doing}: {err}; {for_error(err)}"
