@@ -22,6 +22,7 @@ from .kernel import UNCHANGED, KernelError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from .types import KernelLike
@@ -59,11 +60,21 @@ class Switch:
         # Reverse order of switching: the uid first, which gives back the
         # privilege (effective uid 0) that restoring the gid needs.
         if self._uid_moved:
-            self._restore("uid", self.uids, self._kernel.setresuid, self._kernel.getresuid,
-                          self._kernel.setfsuid)
+            self._restore(
+                "uid",
+                self.uids,
+                self._kernel.setresuid,
+                self._kernel.getresuid,
+                self._kernel.setfsuid,
+            )
         if self._gid_moved:
-            self._restore("gid", self.gids, self._kernel.setresgid, self._kernel.getresgid,
-                          self._kernel.setfsgid)
+            self._restore(
+                "gid",
+                self.gids,
+                self._kernel.setresgid,
+                self._kernel.getresgid,
+                self._kernel.setfsgid,
+            )
 
     def real_gid(self, gid: int) -> None:
         r, _, _ = self._kernel.getresgid()
@@ -85,7 +96,14 @@ class Switch:
         self._kernel.setresuid(UNCHANGED, uid, e)
         self._uid_moved = True
 
-    def _restore(self, kind, want, setres, getres, setfs) -> None:  # type: ignore[no-untyped-def]
+    def _restore(
+        self,
+        kind: str,
+        want: tuple[int, int, int, int],
+        setres: Callable[[int, int, int], None],
+        getres: Callable[[], tuple[int, int, int]],
+        setfs: Callable[[int], int],
+    ) -> None:
         r, e, s, fs = want
         try:
             # Effective first: regains CAP_SET[UG]ID when the old euid was 0
@@ -93,10 +111,10 @@ class Switch:
             setres(UNCHANGED, e, UNCHANGED)
             setres(r, e, s)
             setfs(fs)
+            got = _ids(getres(), setfs(UNCHANGED))
         except KernelError as err:
             self.restore_failures.append(f"cannot restore the caller's {kind}s: {err}")
             return
-        got = _ids(getres(), setfs(UNCHANGED))
         if got != want:
             self.restore_failures.append(
                 f"the caller's {kind}s are {got} (real, effective, saved, fs) after restoring,"

@@ -65,7 +65,7 @@ class KernelError(OSError):
 
     @property
     def errno_name(self) -> str:
-        return _errno.errorcode.get(self.errno, f"errno {self.errno}")
+        return _errno.errorcode.get(self.errno or 0, f"errno {self.errno}")
 
     def __str__(self) -> str:
         return f"{self.call} failed: {self.errno_name} ({self.strerror})"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class Context:
     """What one call of the logic works with."""
 
-    __slots__ = ("kernel", "log", "thread", "get_user", "getpwnam")
+    __slots__ = ("get_user", "getpwnam", "kernel", "log", "thread")
 
     def __init__(
         self,
@@ -74,7 +74,10 @@ def do_keyinit(ctx: Context, opts: Options, error_ret: int) -> int:
 
     uid, gid = pw.pw_uid, pw.pw_gid
     st.revoke_as_uid, st.revoke_as_gid = uid, gid
-    with Switch(ctx.kernel) as sw:
+    sw = _snapshot(ctx)
+    if sw is None:
+        return error_ret
+    with sw:
         old_uid, old_gid = sw.uids[0], sw.gids[0]
         log.debug(f"UID:{uid} [{old_uid}]  GID:{gid} [{old_gid}]")
         try:
@@ -138,7 +141,10 @@ def kill_keyrings(ctx: Context, error_ret: int) -> int:
         return PAM_SUCCESS
     uid, gid = st.revoke_as_uid, st.revoke_as_gid
     attempted = False
-    with Switch(ctx.kernel) as sw:
+    sw = _snapshot(ctx)
+    if sw is None:
+        return error_ret
+    with sw:
         old_euid, old_egid = sw.uids[1], sw.gids[1]
         log.debug(f"REVOKE {serial} UID:{uid} [{old_euid}]  GID:{gid} [{old_egid}]")
         try:
@@ -162,6 +168,14 @@ def kill_keyrings(ctx: Context, error_ret: int) -> int:
     if attempted:
         st.my_session_keyring = 0
     return _checked_restore(ctx, sw, ret, error_ret)
+
+
+def _snapshot(ctx: Context) -> Switch | None:
+    try:
+        return Switch(ctx.kernel)
+    except KernelError as err:
+        ctx.log.error(describe(err, "reading the caller's IDs"))
+        return None
 
 
 def _checked_restore(ctx: Context, sw: Switch, ret: int, error_ret: int) -> int:

@@ -12,7 +12,7 @@ KNOWN = ("force", "debug", "revoke")
 
 
 class Options:
-    __slots__ = ("force", "debug", "revoke", "unknown")
+    __slots__ = ("debug", "force", "revoke", "unknown")
 
     def __init__(self) -> None:
         self.force = False

@@ -16,9 +16,17 @@ The package is loaded from its own folder only: nothing is added to
 sys.path, and neither the working directory nor the environment is read.
 """
 
+from __future__ import annotations
+
 import os
 import stat
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import Any
 
 _PACKAGE = "pam_pykeyinit"
 _MAX_SYMLINKS = 40  # as the kernel's path walk (path_resolution(7))
@@ -40,7 +48,11 @@ _PAM_TYPES = {
 }
 
 
-def _entry_problem(path, st, sticky_ok):
+class UnsafePath(Exception):
+    """Something on the way to the module could be replaced by non-root."""
+
+
+def _entry_problem(path: str, st: os.stat_result, sticky_ok: bool) -> str | None:
     """Why this one entry makes the path unsafe, or None."""
     if st.st_uid != 0:
         return f"{path} is owned by uid {st.st_uid}, not root"
@@ -53,13 +65,13 @@ def _entry_problem(path, st, sticky_ok):
     return None
 
 
-def resolve_safely(path):
+def resolve_safely(path: str) -> str:
     """Walk ``path`` as the kernel would, checking every entry on the way.
 
-    Returns (resolved path, None) or (None, reason).
+    Returns the resolved path; raises UnsafePath with the reason.
     """
     if not path.startswith("/"):
-        return None, f"{path!r} is not an absolute path"
+        raise UnsafePath(f"{path!r} is not an absolute path")
     todo = [c for c in reversed(path.split("/")) if c]
     current = "/"
     links = 0
@@ -77,19 +89,21 @@ def resolve_safely(path):
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > _MAX_SYMLINKS:
-                return None, f"too many symbolic links resolving {path}"
+                raise UnsafePath(f"too many symbolic links resolving {path}")
             target = os.readlink(candidate)
             if target.startswith("/"):
                 current = "/"
             todo.extend(c for c in reversed(target.split("/")) if c)
         else:
             current = candidate
-    return (None, problem) if problem else (current, None)
+    if problem:
+        raise UnsafePath(problem)
+    return current
 
 
-def check_package(pkgdir):
+def check_package(pkgdir: str) -> None:
     """The package folder and everything in it (one level, and
-    __pycache__): root-owned and writable by nobody else."""
+    __pycache__): root-owned and writable by nobody else, or UnsafePath."""
     problem = _entry_problem(pkgdir, os.lstat(pkgdir), sticky_ok=False)
     folders = [pkgdir]
     while folders and problem is None:
@@ -101,10 +115,11 @@ def check_package(pkgdir):
                     break
                 if entry.name == "__pycache__" and stat.S_ISDIR(st.st_mode):
                     folders.append(entry.path)
-    return problem
+    if problem:
+        raise UnsafePath(problem)
 
 
-def _import_package(root, pkgdir):
+def _import_package(root: str, pkgdir: str) -> tuple[ModuleType | None, str | None]:
     loaded = sys.modules.get(_PACKAGE)
     if loaded is None:
         # The machinery importlib.util uses, already loaded by every CPython
@@ -113,7 +128,7 @@ def _import_package(root, pkgdir):
         import _frozen_importlib_external as external
 
         spec = external.PathFinder.find_spec(_PACKAGE, [root])
-        if spec is None:
+        if spec is None or spec.loader is None:
             return None, f"no {_PACKAGE} package in {root}"
         loaded = bootstrap.module_from_spec(spec)
         sys.modules[_PACKAGE] = loaded
@@ -128,22 +143,19 @@ def _import_package(root, pkgdir):
     return sys.modules[_PACKAGE + ".entry"], None
 
 
-def load(path):
+def load(path: str) -> tuple[ModuleType | None, str | None]:
     """(entry module, None) when ``path`` is safe to run, else (None, reason)."""
     try:
-        resolved, problem = resolve_safely(path)
-        if problem:
-            return None, problem
-        pkgdir = os.path.dirname(resolved)
-        problem = check_package(pkgdir)
-        if problem:
-            return None, problem
+        pkgdir = os.path.dirname(resolve_safely(path))
+        check_package(pkgdir)
         return _import_package(os.path.dirname(pkgdir), pkgdir)
+    except UnsafePath as exc:
+        return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a refusal, never a traceback
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _log_refusal(pamh, pam_type):
+def _log_refusal(pamh: Any, pam_type: str) -> None:
     # The package's own logger cannot be trusted yet; the same libc
     # syslog(3) call as log.py, LOG_AUTHPRIV | LOG_ERR, no openlog().
     import ctypes
@@ -153,19 +165,19 @@ def _log_refusal(pamh, pam_type):
     except Exception:  # noqa: BLE001
         service = "<unknown>"
     line = f"{_PACKAGE}({service}:{pam_type}): refusing to load {__file__}: {_refusal}"
-    line = line.replace("\0", "\\0").encode("utf-8", "backslashreplace")
-    ctypes.CDLL(None).syslog(ctypes.c_int((10 << 3) | 3), b"%s", line)
+    data = line.replace("\0", "\\0").encode("utf-8", "backslashreplace")
+    ctypes.CDLL(None).syslog(ctypes.c_int((10 << 3) | 3), b"%s", data)
 
 
-def _make_handler(name):
-    def handler(pamh, flags, argv):
+def _make_handler(name: str) -> Callable[[Any, int, list[str]], int]:
+    def handler(pamh: Any, flags: int, argv: list[str]) -> int:
         if _entry is None:
             try:
                 _log_refusal(pamh, _PAM_TYPES[name])
             except Exception:  # noqa: BLE001, S110 - refuse even if logging fails
                 pass
-            return pamh.PAM_SERVICE_ERR
-        return getattr(_entry, name)(pamh, flags, argv)
+            return int(pamh.PAM_SERVICE_ERR)
+        return int(getattr(_entry, name)(pamh, flags, argv))
 
     handler.__name__ = name
     return handler

@@ -14,10 +14,10 @@ import _thread
 
 # _thread._local is the C type behind threading.local; using it directly
 # spares every login the import of threading.
-_local = _thread._local  # type: ignore[attr-defined]
+_local = _thread._local
 
 
-class ThreadState(_local):  # type: ignore[misc, valid-type]
+class ThreadState(_local):
     """Per thread; class attributes are each new thread's starting values."""
 
     my_session_keyring = 0  # serial of the keyring this thread created, 0 if none

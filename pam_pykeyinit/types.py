@@ -25,5 +25,7 @@ class LogLike(Protocol):
 
 
 class PasswdLike(Protocol):
-    pw_uid: int
-    pw_gid: int
+    @property
+    def pw_uid(self) -> int: ...
+    @property
+    def pw_gid(self) -> int: ...

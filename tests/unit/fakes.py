@@ -1,0 +1,203 @@
+"""Test doubles for the unit tests: a kernel with credentials and keyrings,
+a pamh, and a logger. They model only what pam_keyinit's logic depends on,
+with the kernel's permission rules for setres[ug]id(2) (a caller is
+privileged while its effective uid is 0), so that the restore paths are
+checked against rules, not against hand-written results."""
+
+from __future__ import annotations
+
+import errno
+
+from pam_pykeyinit.kernel import (
+    KEY_SPEC_SESSION_KEYRING,
+    KEY_SPEC_USER_KEYRING,
+    KEY_SPEC_USER_SESSION_KEYRING,
+    KEYCTL_GET_KEYRING_ID,
+    KEYCTL_JOIN_SESSION_KEYRING,
+    KEYCTL_LINK,
+    KEYCTL_REVOKE,
+    KernelError,
+)
+
+KEYCTL_OPS = {
+    KEYCTL_GET_KEYRING_ID: "get",
+    KEYCTL_JOIN_SESSION_KEYRING: "join",
+    KEYCTL_REVOKE: "revoke",
+    KEYCTL_LINK: "link",
+}
+
+
+class Keyring:
+    def __init__(self, serial: int, name: str, uid: int, gid: int) -> None:
+        self.serial, self.name, self.uid, self.gid = serial, name, uid, gid
+        self.revoked = False
+        self.links: list[int] = []
+
+
+class FakeKernel:
+    """fail: {"join": errno} fails every join; {"setresuid": (errno, 2)}
+    fails only the second setresuid call."""
+
+    def __init__(self, uids=(0, 0, 0), gids=(0, 0, 0), fail=None, session=None) -> None:
+        self.uid = [*uids, uids[1]]  # r, e, s, fs
+        self.gid = [*gids, gids[1]]
+        self.fail = dict(fail or {})
+        self.counts: dict[str, int] = {}
+        self.calls: list[tuple] = []
+        self.keyrings: dict[int, Keyring] = {}
+        self._serial = 100
+        self.session = None
+        if session == "own":
+            self.session = self._new("_ses", 0, 0).serial
+        elif session == "revoked":
+            ring = self._new("_ses", 0, 0)
+            ring.revoked = True
+            self.session = ring.serial
+
+    # -- plumbing ---------------------------------------------------------
+    def _new(self, name: str, uid: int, gid: int) -> Keyring:
+        self._serial += 1
+        ring = Keyring(self._serial, name, uid, gid)
+        self.keyrings[ring.serial] = ring
+        return ring
+
+    def _named(self, name: str, uid: int, gid: int) -> Keyring:
+        for ring in self.keyrings.values():
+            if ring.name == name:
+                return ring
+        return self._new(name, uid, gid)
+
+    def _check(self, name: str, shown: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+        rule = self.fail.get(name)
+        if rule is None:
+            return
+        err, nth = rule if isinstance(rule, tuple) else (rule, None)
+        if nth is None or nth == self.counts[name]:
+            raise KernelError(shown, err)
+
+    @property
+    def privileged(self) -> bool:
+        return self.uid[1] == 0
+
+    def _setres(self, ids: list[int], name: str, r: int, e: int, s: int) -> None:
+        self.calls.append((name, r, e, s))
+        self._check(name, f"{name}({r}, {e}, {s})")
+        wanted = [v for v in (r, e, s) if v != -1]
+        if not self.privileged and any(v not in ids[:3] for v in wanted):
+            raise KernelError(f"{name}({r}, {e}, {s})", errno.EPERM)
+        for i, v in enumerate((r, e, s)):
+            if v != -1:
+                ids[i] = v
+        ids[3] = ids[1]  # the kernel sets fsuid/fsgid to the new effective ID
+
+    # -- the KernelLike interface ------------------------------------------
+    def setresuid(self, r: int, e: int, s: int) -> None:
+        self._setres(self.uid, "setresuid", r, e, s)
+
+    def setresgid(self, r: int, e: int, s: int) -> None:
+        self._setres(self.gid, "setresgid", r, e, s)
+
+    def _setfs(self, ids: list[int], name: str, value: int) -> int:
+        self.calls.append((name, value))
+        self._check(name, f"{name}({value})")
+        old = ids[3]
+        if value != -1 and (self.privileged or value in ids):
+            ids[3] = value
+        return old
+
+    def setfsuid(self, value: int) -> int:
+        return self._setfs(self.uid, "setfsuid", value)
+
+    def setfsgid(self, value: int) -> int:
+        return self._setfs(self.gid, "setfsgid", value)
+
+    def getresuid(self) -> tuple[int, int, int]:
+        return tuple(self.uid[:3])  # type: ignore[return-value]
+
+    def getresgid(self) -> tuple[int, int, int]:
+        return tuple(self.gid[:3])  # type: ignore[return-value]
+
+    def keyctl(self, op: int, *args: int) -> int:
+        name = KEYCTL_OPS[op]
+        self.calls.append((name, *args))
+        self._check(name, f"keyctl({name})")
+        ruid, rgid = self.uid[0], self.gid[0]
+        user_session = self._named(f"_uid_ses.{ruid}", ruid, -1)
+        if op == KEYCTL_GET_KEYRING_ID:
+            if args[0] == KEY_SPEC_USER_SESSION_KEYRING:
+                return user_session.serial
+            assert args[0] == KEY_SPEC_SESSION_KEYRING
+            if self.session is None:
+                return user_session.serial
+            if self.keyrings[self.session].revoked:
+                raise KernelError("keyctl(get)", errno.EKEYREVOKED)
+            return self.session
+        if op == KEYCTL_JOIN_SESSION_KEYRING:
+            self.session = self._new("_ses", ruid, rgid).serial
+            return self.session
+        if op == KEYCTL_LINK:
+            assert args == (KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING)
+            user = self._named(f"_uid.{ruid}", ruid, -1)
+            self.keyrings[self.session].links.append(user.serial)
+            return 0
+        if op == KEYCTL_REVOKE:
+            ring = self.keyrings[args[0]]
+            if not self.privileged and ring.uid != self.uid[1]:
+                raise KernelError("keyctl(revoke)", errno.EACCES)
+            ring.revoked = True
+            return 0
+        raise AssertionError(op)
+
+
+class FakeLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def error(self, message: str) -> None:
+        self.lines.append(("err", message))
+
+    def notice(self, message: str) -> None:
+        self.lines.append(("notice", message))
+
+    def debug(self, message: str) -> None:
+        self.lines.append(("debug", message))
+
+    def text(self, level: str = "err") -> str:
+        return "\n".join(m for lv, m in self.lines if lv == level)
+
+
+class Passwd:
+    def __init__(self, uid: int, gid: int) -> None:
+        self.pw_uid, self.pw_gid = uid, gid
+
+
+USERS = {"alice": Passwd(1001, 2002), "root": Passwd(0, 0), "same": Passwd(1003, 1003)}
+
+
+class PamException(Exception):
+    def __init__(self, pam_result: int) -> None:
+        super().__init__(pam_result)
+        self.pam_result = pam_result
+
+
+class FakePamh:
+    """What pam_python's PamHandle offers that entry.py reads."""
+
+    exception = PamException
+    PAM_SERVICE_ERR = 3
+
+    def __init__(
+        self,
+        user: str | None = "alice",
+        get_user_error: int | None = None,
+        service: str | None = "test",
+    ) -> None:
+        self.user, self.service = user, service
+        self._error = get_user_error
+
+    def get_user(self, prompt: str) -> str | None:
+        assert prompt == "key user"
+        if self._error is not None:
+            raise PamException(self._error)
+        return self.user

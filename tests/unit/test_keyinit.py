@@ -1,0 +1,294 @@
+"""Every branch of keyinit.py, against the fake kernel's rules."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from pam_pykeyinit import options
+from pam_pykeyinit.keyinit import Context, do_keyinit, kill_keyrings
+from pam_pykeyinit.pamconst import (
+    PAM_CRED_ERR,
+    PAM_SESSION_ERR,
+    PAM_SUCCESS,
+    PAM_SYSTEM_ERR,
+    PAM_USER_UNKNOWN,
+)
+from pam_pykeyinit.state import ThreadState
+
+from .fakes import USERS, FakeKernel, FakeLog
+
+pytestmark = pytest.mark.unit
+
+
+def make(kernel: FakeKernel, user: str | None = "alice", get_user_code: int = PAM_SUCCESS):
+    log = FakeLog()
+    thread = ThreadState()
+    ctx = Context(kernel, log, thread, lambda: (get_user_code, user), USERS.get)
+    return ctx, log, thread
+
+
+def opts(*words: str) -> options.Options:
+    return options.parse(list(words))
+
+
+def entry_ids(kernel: FakeKernel) -> tuple[list[int], list[int]]:
+    return list(kernel.uid), list(kernel.gid)
+
+
+def test_creates_user_owned_keyring_and_restores_every_id():
+    kernel = FakeKernel()
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SUCCESS
+    ring = kernel.keyrings[kernel.session]
+    assert (ring.name, ring.uid, ring.gid) == ("_ses", 1001, 2002)
+    assert [kernel.keyrings[s].name for s in ring.links] == ["_uid.1001"]
+    assert thread.my_session_keyring == ring.serial
+    assert (thread.revoke_as_uid, thread.revoke_as_gid) == (1001, 2002)
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+    assert log.text() == ""
+
+
+def test_root_target_needs_no_switch():
+    kernel = FakeKernel()
+    ctx, _, _ = make(kernel, user="root")
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert not [c for c in kernel.calls if c[0].startswith("setres")]
+    assert kernel.keyrings[kernel.session].uid == 0
+
+
+def test_early_return_when_thread_already_created_one():
+    kernel = FakeKernel()
+    ctx, _, thread = make(kernel)
+    thread.my_session_keyring = 42
+    assert do_keyinit(ctx, opts("force"), PAM_CRED_ERR) == PAM_SUCCESS
+    assert kernel.calls == []
+
+
+def test_options_are_applied_before_the_early_return():
+    ctx, _, thread = make(FakeKernel())
+    thread.my_session_keyring = 42
+    do_keyinit(ctx, opts("revoke", "debug"), PAM_CRED_ERR)
+    assert thread.do_revoke and thread.xdebug
+
+
+def test_get_user_failure_code_is_returned_as_is():
+    ctx, _, _ = make(FakeKernel(), user=None, get_user_code=PAM_SYSTEM_ERR)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SYSTEM_ERR
+
+
+def test_unknown_user():
+    kernel = FakeKernel()
+    ctx, log, _ = make(kernel, user="nosuch")
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_USER_UNKNOWN
+    assert log.text("notice") == 'Unable to look up user "nosuch"'
+    assert kernel.calls == []
+
+
+def test_own_session_keyring_is_kept_without_force():
+    kernel = FakeKernel(session="own")
+    before = kernel.session
+    ctx, _, thread = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert kernel.session == before and thread.my_session_keyring == 0
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_force_replaces_own_session_keyring():
+    kernel = FakeKernel(session="own")
+    before = kernel.session
+    ctx, _, thread = make(kernel)
+    assert do_keyinit(ctx, opts("force"), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert kernel.session != before and thread.my_session_keyring == kernel.session
+    assert not [c for c in kernel.calls if c[0] == "get"]
+
+
+def test_enosys_means_no_keyrings_and_success():
+    kernel = FakeKernel(fail={"get": errno.ENOSYS})
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert thread.my_session_keyring == 0 and log.text() == ""
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "nth,what", [(1, "reading the session keyring"), (2, "reading the user-session keyring")]
+)
+def test_get_keyring_id_failures(nth, what):
+    kernel = FakeKernel(fail={"get": (errno.EACCES, nth)})
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_CRED_ERR) == PAM_CRED_ERR
+    assert what in log.text() and "EACCES" in log.text() and "LSM" in log.text()
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_revoked_inherited_session_keyring_fails_without_force_only():
+    kernel = FakeKernel(session="revoked")
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert "EKEYREVOKED" in log.text() and "'force'" in log.text()
+    ctx, _, _ = make(kernel)
+    assert do_keyinit(ctx, opts("force"), PAM_SESSION_ERR) == PAM_SUCCESS
+
+
+def test_join_failure_names_the_quota():
+    kernel = FakeKernel(fail={"join": errno.EDQUOT})
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    text = log.text()
+    assert "EDQUOT" in text and "/proc/key-users" in text and "kernel.keys.maxkeys" in text
+    assert thread.my_session_keyring == 0
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_link_failure_keeps_the_joined_keyring_remembered():
+    kernel = FakeKernel(fail={"link": errno.ENOMEM})
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert thread.my_session_keyring == kernel.session > 0
+    assert "linking the user keyring" in log.text() and "ENOMEM" in log.text()
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_gid_switch_failure():
+    kernel = FakeKernel(fail={"setresgid": (errno.EPERM, 1)})
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert "setresgid(2002, -1, 0)" in log.text() and "CAP_SETGID" in log.text()
+    assert kernel.session is None and thread.my_session_keyring == 0
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_uid_switch_failure_puts_the_gid_back():
+    kernel = FakeKernel(fail={"setresuid": (errno.EAGAIN, 1)})
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert "setresuid(1001, -1, 0)" in log.text() and "EAGAIN" in log.text()
+    assert kernel.session is None
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "call,nth",
+    [
+        ("setresuid", 2),
+        ("setresuid", 3),
+        ("setresgid", 2),
+        ("setresgid", 3),
+        ("setfsuid", 2),
+        ("setfsgid", 3),
+    ],
+)
+def test_restore_failure_turns_success_into_the_error_code(call, nth):
+    kernel = FakeKernel(fail={call: (errno.EPERM, nth)})
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_CRED_ERR) == PAM_CRED_ERR
+    assert "restor" in log.text() and call in log.text()
+
+
+def test_unprivileged_caller_for_another_user_gets_eperm():
+    kernel = FakeKernel(uids=(1003, 1003, 1003), gids=(1003, 1003, 1003))
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert "EPERM" in log.text()
+    assert entry_ids(kernel) == ([1003] * 4, [1003] * 4)
+
+
+def test_unprivileged_caller_for_itself_switches_nothing():
+    kernel = FakeKernel(uids=(1003, 1003, 1003), gids=(1003, 1003, 1003))
+    ctx, _, _ = make(kernel, user="same")
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert kernel.keyrings[kernel.session].uid == 1003
+    assert not [c for c in kernel.calls if c[0].startswith("setres")]
+
+
+def test_setuid_style_caller_gets_every_id_back():
+    # A caller whose IDs all differ, with an fsuid of its own: the switch
+    # parks the displaced real ID in the saved slot, so even the rules for
+    # an unprivileged caller allow the way back.
+    kernel = FakeKernel(uids=(0, 0, 7), gids=(5, 0, 9))
+    kernel.uid[3], kernel.gid[3] = 8, 6
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SUCCESS, log.lines
+    assert entry_ids(kernel) == ([0, 0, 7, 8], [5, 0, 9, 6])
+
+
+# -- kill_keyrings ----------------------------------------------------------
+
+
+def opened(kernel: FakeKernel, user: str = "alice"):
+    ctx, log, thread = make(kernel, user=user)
+    assert do_keyinit(ctx, opts("revoke"), PAM_SESSION_ERR) == PAM_SUCCESS
+    return ctx, log, thread
+
+
+def test_revoke_as_the_owner_and_restore():
+    kernel = FakeKernel()
+    ctx, _, thread = opened(kernel)
+    serial = thread.my_session_keyring
+    kernel.calls.clear()
+    assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_SUCCESS
+    assert kernel.keyrings[serial].revoked and thread.my_session_keyring == 0
+    # switched the effective IDs (not the real ones), gid first
+    switches = [c for c in kernel.calls if c[0].startswith("setres")][:2]
+    assert switches == [("setresgid", -1, 2002, 0), ("setresuid", -1, 1001, 0)]
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_revoke_with_nothing_created_does_nothing():
+    kernel = FakeKernel()
+    ctx, _, _ = make(kernel)
+    assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_SUCCESS
+    assert kernel.calls == []
+
+
+@pytest.mark.parametrize("call", ["setresgid", "setresuid"])
+def test_revoke_switch_failure_keeps_the_keyring_remembered(call):
+    kernel = FakeKernel()
+    ctx, log, thread = opened(kernel)
+    serial = thread.my_session_keyring
+    kernel.fail[call] = (errno.EPERM, kernel.counts[call] + 1)
+    assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_CRED_ERR
+    assert thread.my_session_keyring == serial and not kernel.keyrings[serial].revoked
+    assert "to revoke" in log.text() and "EPERM" in log.text()
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_revoke_failure_forgets_the_keyring_and_reports():
+    kernel = FakeKernel()
+    ctx, log, thread = opened(kernel)
+    kernel.fail["revoke"] = errno.EACCES
+    assert kill_keyrings(ctx, PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert thread.my_session_keyring == 0
+    assert "revoking session keyring" in log.text()
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_revoke_restore_failure_is_reported():
+    kernel = FakeKernel()
+    ctx, log, _ = opened(kernel)
+    kernel.fail["setresgid"] = (errno.EPERM, kernel.counts["setresgid"] + 2)
+    assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_CRED_ERR
+    assert "cannot restore the caller's gids" in log.text()
+
+
+def test_revoke_for_root_switches_nothing():
+    kernel = FakeKernel()
+    ctx, _, _ = opened(kernel, user="root")
+    kernel.calls.clear()
+    assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_SUCCESS
+    assert [c[0] for c in kernel.calls] == ["setfsuid", "setfsgid", "revoke"]
+
+
+@pytest.mark.parametrize("call", ["setfsuid", "setfsgid"])
+def test_failure_to_read_the_ids_stops_before_any_switch(call):
+    kernel = FakeKernel(fail={call: (errno.ENOSYS, 1)})
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert "reading the caller's IDs" in log.text() and kernel.session is None
+    kernel = FakeKernel()
+    ctx, log, thread = opened(kernel)
+    kernel.fail[call] = (errno.ENOSYS, kernel.counts[call] + 1)
+    assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_CRED_ERR
+    assert thread.my_session_keyring > 0
