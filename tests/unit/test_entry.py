@@ -1,0 +1,173 @@
+"""The six entry points' dispatch, with a fake pamh and fake kernel."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from pam_pykeyinit import entry, kernel, state
+from pam_pykeyinit.pamconst import (
+    PAM_CRED_ERR,
+    PAM_DELETE_CRED,
+    PAM_ESTABLISH_CRED,
+    PAM_IGNORE,
+    PAM_MODULE_UNKNOWN,
+    PAM_REFRESH_CRED,
+    PAM_REINITIALIZE_CRED,
+    PAM_SESSION_ERR,
+    PAM_SUCCESS,
+    PAM_USER_UNKNOWN,
+)
+
+from .fakes import USERS, FakeKernel, FakeLog, FakePamh
+
+pytestmark = pytest.mark.unit
+ARGV0 = "/lib/security/pam_pykeyinit.py"
+
+
+@pytest.fixture
+def world(monkeypatch):
+    """A fresh process state and thread state, a fake kernel and log."""
+    monkeypatch.setattr(state, "thread", state.ThreadState())
+    monkeypatch.setattr(state, "process", state.ProcessState())
+    fake = FakeKernel()
+    log = FakeLog()
+    monkeypatch.setattr(entry.kernel, "load", lambda: fake)
+    monkeypatch.setattr(entry, "Logger", lambda service, pam_type, debug_on: log)
+    monkeypatch.setattr(entry, "_getpwnam", USERS.get)
+    return fake, log
+
+
+def test_authenticate_ignores(world):
+    assert entry.pam_sm_authenticate(FakePamh(), 0, [ARGV0]) == PAM_IGNORE
+    assert world[0].calls == []
+
+
+@pytest.mark.parametrize("fn", [entry.pam_sm_acct_mgmt, entry.pam_sm_chauthtok])
+def test_account_and_password_answer_module_unknown(world, fn):
+    assert fn(FakePamh(), 0, [ARGV0]) == PAM_MODULE_UNKNOWN
+
+
+def test_setcred_establish_then_delete_revokes_only_with_revoke(world):
+    fake, _ = world
+    pamh = FakePamh()
+    assert entry.pam_sm_setcred(pamh, PAM_ESTABLISH_CRED, [ARGV0]) == PAM_SUCCESS
+    serial = state.thread.my_session_keyring
+    assert serial > 0
+    assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
+    state.thread.do_revoke = True
+    assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_SUCCESS
+    assert fake.keyrings[serial].revoked and state.thread.my_session_keyring == 0
+    assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
+
+
+@pytest.mark.parametrize("flags", [0, PAM_REFRESH_CRED, PAM_REINITIALIZE_CRED])
+def test_setcred_other_flags_ignore(world, flags):
+    assert entry.pam_sm_setcred(FakePamh(), flags, [ARGV0, "revoke"]) == PAM_IGNORE
+    assert world[0].calls == []
+
+
+def test_establish_is_tested_before_delete(world):
+    flags = PAM_ESTABLISH_CRED | PAM_DELETE_CRED
+    assert entry.pam_sm_setcred(FakePamh(), flags, [ARGV0, "revoke"]) == PAM_SUCCESS
+    assert state.thread.my_session_keyring > 0
+
+
+def test_error_codes_per_entry_point(world):
+    fake, _ = world
+    fake.fail["join"] = errno.EDQUOT
+    assert entry.pam_sm_setcred(FakePamh(), PAM_ESTABLISH_CRED, [ARGV0]) == PAM_CRED_ERR
+    assert entry.pam_sm_open_session(FakePamh(), 0, [ARGV0]) == PAM_SESSION_ERR
+
+
+def test_open_close_counter_and_sticky_revoke(world):
+    fake, _ = world
+    pamh = FakePamh()
+    assert entry.pam_sm_open_session(pamh, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
+    serial = state.thread.my_session_keyring
+    assert entry.pam_sm_open_session(pamh, 0, [ARGV0]) == PAM_SUCCESS  # second line
+    assert state.process.session_counter == 2
+    assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
+    assert not fake.keyrings[serial].revoked  # counter still 1
+    assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
+    assert fake.keyrings[serial].revoked
+
+
+def test_close_without_open_and_failed_revoke_still_succeed(world):
+    fake, _ = world
+    pamh = FakePamh()
+    assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
+    assert state.process.session_counter == -1
+    entry.pam_sm_open_session(pamh, 0, [ARGV0, "revoke"])
+    entry.pam_sm_open_session(pamh, 0, [ARGV0])
+    fake.fail["revoke"] = errno.EACCES
+    assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
+
+
+def test_close_ignores_its_own_arguments(world):
+    fake, _ = world
+    pamh = FakePamh()
+    entry.pam_sm_open_session(pamh, 0, [ARGV0])
+    serial = state.thread.my_session_keyring
+    assert entry.pam_sm_close_session(pamh, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
+    assert not fake.keyrings[serial].revoked
+
+
+def test_get_user_error_and_unknown_user(world):
+    pamh = FakePamh(get_user_error=7)
+    assert entry.pam_sm_open_session(pamh, 0, [ARGV0]) == 7
+    assert entry.pam_sm_open_session(FakePamh(user="ghost"), 0, [ARGV0]) == PAM_USER_UNKNOWN
+    assert entry.pam_sm_open_session(FakePamh(user=None), 0, [ARGV0]) == PAM_USER_UNKNOWN
+
+
+def test_unknown_word_is_reported_once_per_process(world):
+    _, log = world
+    for _ in range(3):
+        entry.pam_sm_open_session(FakePamh(), 0, [ARGV0, "Revoke", "force"])
+    notices = [m for lv, m in log.lines if lv == "notice"]
+    assert len(notices) == 1 and '"Revoke"' in notices[0]
+    assert not state.thread.do_revoke
+
+
+def test_unsupported_abi_fails_closed(world, monkeypatch):
+    def refuse():
+        raise kernel.UnsupportedABI("no checked system call table for mips64el-linux-gnuabi64")
+
+    monkeypatch.setattr(entry.kernel, "load", refuse)
+    _, log = world
+    assert entry.pam_sm_open_session(FakePamh(), 0, [ARGV0]) == PAM_SESSION_ERR
+    assert entry.pam_sm_setcred(FakePamh(), PAM_ESTABLISH_CRED, [ARGV0]) == PAM_CRED_ERR
+    assert "mips64el" in log.text()
+
+
+def test_unexpected_exception_becomes_the_error_code(world, monkeypatch):
+    def boom():
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(entry.kernel, "load", boom)
+    _, log = world
+    assert entry.pam_sm_open_session(FakePamh(), 0, [ARGV0]) == PAM_SESSION_ERR
+    assert "internal error RuntimeError: surprise" in log.text()
+    state.thread.my_session_keyring, state.thread.do_revoke = 5, True
+    assert entry.pam_sm_close_session(FakePamh(), 0, [ARGV0]) == PAM_SUCCESS
+
+
+def test_service_read_failure_is_tolerated():
+    class Broken(FakePamh):
+        @property
+        def service(self):
+            raise RuntimeError("no item")
+
+        @service.setter
+        def service(self, value):
+            pass
+
+    assert entry._service(Broken()) == "<unknown>"
+    assert entry._service(FakePamh(service=None)) == "<unknown>"
+
+
+def test_real_getpwnam_treats_bad_names_as_unknown():
+    assert entry._getpwnam("root").pw_uid == 0
+    for name in ["", "no\0such", "x" * 5000, "ünïcödé-nobody"]:
+        assert entry._getpwnam(name) is None
