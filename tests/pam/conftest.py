@@ -1,0 +1,74 @@
+"""Fixtures for real PAM stacks: root, pamtester, pam_python, users."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ..conftest import require, require_root
+from ..pamlib import Service, Users, install_tree
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.pam)
+            item.add_marker(pytest.mark.root)
+
+
+@pytest.fixture(scope="session")
+def prerequisites() -> None:
+    require_root()
+    for tool in ("pamtester", "keyctl", "setpriv", "unshare"):
+        require(shutil.which(tool) is not None, f"{tool} not installed (make deps)")
+    require(Path("/lib/security/pam_python.so").exists(), "libpam-python not installed")
+
+
+@pytest.fixture(scope="session")
+def tree(prerequisites: None):
+    """A root-owned copy of the package that any caller can read (pytest's
+    own temporary folders are 0700); yields its pam_module.py path."""
+    top = Path(tempfile.mkdtemp(prefix="pykt-tree-"))
+    try:
+        yield install_tree(top)
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.fixture(scope="session")
+def probe(tree: Path) -> str:
+    return f"session optional pam_exec.so stdout quiet {tree.parents[2] / 'probe.sh'}"
+
+
+@pytest.fixture(scope="session")
+def users(prerequisites: None):
+    made = Users()
+    yield made
+    made.remove()
+
+
+@pytest.fixture
+def service():
+    made: list[Service] = []
+
+    def make(lines: list[str]) -> str:
+        svc = Service(lines)
+        made.append(svc)
+        return svc.name
+
+    yield make
+    for svc in made:
+        svc.close()
+
+
+@pytest.fixture(scope="session")
+def runner_session_keyring(prerequisites: None) -> str:
+    """What @s is for processes the tests start: '_uid_ses.0' means the
+    runner has no session keyring of its own (the 'none' starting state)."""
+    out = subprocess.run(["keyctl", "rdescribe", "@s"], capture_output=True, text=True)
+    return out.stdout.strip().rsplit(";", 1)[-1]

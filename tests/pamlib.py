@@ -1,0 +1,163 @@
+"""Driving real PAM stacks: temporary services, test users, pamtester runs.
+
+Everything here acts on the real system as root and undoes what it did.
+pam_python stacks are driven by pamtester (a C program): a Python program
+calling libpam in-process crashes as soon as pam_python runs in it.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "pam_pykeyinit"
+TOOLS = REPO / "tests" / "tools"
+C_MODULE = "pam_keyinit.so"
+
+
+def install_tree(dest: Path) -> Path:
+    """Copy the package and the probe into a root-owned tree under ``dest``;
+    return the path of the module file for pam_python lines."""
+    lib = dest / "lib" / "pam_pykeyinit"
+    lib.mkdir(parents=True)
+    for src in PACKAGE.glob("*.py"):
+        shutil.copyfile(src, lib / src.name)
+        os.chmod(lib / src.name, 0o644)
+    shutil.copyfile(TOOLS / "probe.sh", dest / "probe.sh")
+    os.chmod(dest / "probe.sh", 0o755)
+    for folder in (dest, dest / "lib", lib):
+        os.chmod(folder, 0o755)
+    return lib / "pam_module.py"
+
+
+class Service:
+    """A temporary /etc/pam.d file; removed by close()."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.name = f"pykt-{secrets.token_hex(4)}"
+        self.path = Path("/etc/pam.d") / self.name
+        self.path.write_text("\n".join(lines) + "\n")
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class Users:
+    """Users made for the run: 'pykt-gid' (primary gid differs from uid) and
+    'pykt-peer' (another unprivileged user, uid == gid)."""
+
+    GID_USER, GID_UID, GID_GID, GID_GROUP = "pykt-gid", 47011, 47099, "pykt-grp"
+    PEER, PEER_UID = "pykt-peer", 47012
+
+    def __init__(self) -> None:
+        self.remove()
+        run(["groupadd", "-g", str(self.GID_GID), self.GID_GROUP])
+        run(
+            [
+                "useradd",
+                "-M",
+                "-N",
+                "-s",
+                "/bin/sh",
+                "-u",
+                str(self.GID_UID),
+                "-g",
+                str(self.GID_GID),
+                self.GID_USER,
+            ]
+        )
+        run(["useradd", "-M", "-U", "-s", "/bin/sh", "-u", str(self.PEER_UID), self.PEER])
+
+    def remove(self) -> None:
+        for user in (self.GID_USER, self.PEER):
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                continue
+            run(["userdel", user])
+        try:
+            grp.getgrnam(self.GID_GROUP)
+            run(["groupdel", self.GID_GROUP])
+        except KeyError:
+            pass
+
+
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+
+
+# Starting keyrings: how the process that runs pamtester begins.
+STARTS = {
+    "none": [],  # whatever the test runner has (normally no session keyring)
+    "anon": ["keyctl", "session", "-"],  # an anonymous _ses of its own
+    "revoked": ["keyctl", "session", "-", "sh", "-c", 'keyctl revoke @s && exec "$@"', "sh"],
+}
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess[str], logs: list[dict] | None) -> None:
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.logs = logs or []
+        self.probes = [
+            line[len("probe: ") :]
+            for line in proc.stdout.splitlines()
+            if line.startswith("probe: ")
+        ]
+
+    def log_text(self) -> str:
+        return "\n".join(entry["text"] for entry in self.logs)
+
+
+def pamtester(
+    service: str,
+    user: str,
+    ops: list[str],
+    start: str = "none",
+    caller: tuple[int, int] | None = None,
+    capture_dir: Path | None = None,
+) -> Result:
+    """Run ``pamtester -v SERVICE USER OPS...``; with ``caller`` as that
+    uid/gid; with ``capture_dir`` inside logcapture.py to collect syslog."""
+    cmd = [*STARTS[start], "pamtester", "-v", service, user, *ops]
+    if caller is not None:
+        cmd = ["setpriv", f"--reuid={caller[0]}", f"--regid={caller[1]}", "--clear-groups", *cmd]
+    logs = None
+    if capture_dir is not None:
+        out = capture_dir / f"log-{secrets.token_hex(4)}.json"
+        cmd = [
+            "unshare",
+            "--mount",
+            "/usr/bin/python3",
+            str(TOOLS / "logcapture.py"),
+            str(out),
+            "--",
+            *cmd,
+        ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if capture_dir is not None:
+        logs = json.loads(out.read_text())
+    return Result(proc, logs)
+
+
+SERIAL = re.compile(r"\b\d{5,}\b")
+
+
+def normalise(lines: list[str]) -> list[str]:
+    """Serial numbers replaced by their order of first appearance, so two
+    runs compare by shape: which keyring is the same as which."""
+    seen: dict[str, str] = {}
+
+    def name(m: re.Match[str]) -> str:
+        return seen.setdefault(m.group(0), f"#{len(seen) + 1}")
+
+    return [SERIAL.sub(name, line) for line in lines]

@@ -1,0 +1,52 @@
+"""Capture the syslog datagrams a command sends, without touching the host.
+
+    unshare --mount /usr/bin/python3 logcapture.py OUT.json -- COMMAND...
+
+Inside the private mount namespace that unshare(1) gives, /dev is covered by
+a tmpfs whose entries are symlinks to the host's /dev (bind-mounted aside),
+except /dev/log, which becomes this program's datagram socket. The command
+runs with that /dev; every datagram it sends to /dev/log is written to
+OUT.json as {"facility", "severity", "text"}. Exits with the command's code.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+
+
+def main() -> int:
+    out, sep, *cmd = sys.argv[1:]
+    assert sep == "--" and cmd, __doc__
+    # Beside OUT, so that whoever cleans up OUT cleans this up too.
+    host_dev = tempfile.mkdtemp(prefix="host-dev-", dir=os.path.dirname(os.path.abspath(out)))
+    subprocess.run(["mount", "--rbind", "/dev", host_dev], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "pykt-dev", "/dev"], check=True)
+    for name in os.listdir(host_dev):
+        if name != "log":
+            os.symlink(os.path.join(host_dev, name), os.path.join("/dev", name))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("/dev/log")
+    os.chmod("/dev/log", 0o666)
+    rc = subprocess.run(cmd).returncode
+    sock.setblocking(False)
+    lines = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            break
+        text = data.decode("utf-8", "replace")
+        m = re.match(r"<(\d+)>(.*)", text, re.S)
+        pri = int(m.group(1)) if m else -1
+        lines.append({"facility": pri >> 3, "severity": pri & 7, "text": m.group(2) if m else text})
+    with open(out, "w") as f:
+        json.dump(lines, f)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
