@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 
 from . import keyring
-from .advice import describe
 from .creds import Switch
 from .kernel import KernelError
 from .pamconst import PAM_SUCCESS, PAM_USER_UNKNOWN
@@ -86,7 +85,7 @@ def do_keyinit(ctx: Context, opts: Options, error_ret: int) -> int:
             if uid != old_uid:
                 sw.real_uid(uid)
         except KernelError as err:
-            log.error(describe(err, f'taking the real IDs of "{user}" (uid {uid}, gid {gid})'))
+            _report(ctx, err, f'taking the real IDs of "{user}" (uid {uid}, gid {gid})')
             ret = error_ret
         else:
             ret = init_keyrings(ctx, opts.force, error_ret)
@@ -104,12 +103,12 @@ def init_keyrings(ctx: Context, force: bool, error_ret: int) -> int:
                 # As pam_keyinit: no key support in this kernel, nothing to do.
                 log.debug(f"{err}: the kernel has no keyrings, nothing to do")
                 return PAM_SUCCESS
-            log.error(describe(err, "reading the session keyring"))
+            _report(ctx, err, "reading the session keyring")
             return error_ret
         try:
             usession = keyring.user_session_keyring(kernel)
         except KernelError as err:
-            log.error(describe(err, "reading the user-session keyring"))
+            _report(ctx, err, "reading the user-session keyring")
             return error_ret
         log.debug(f"session keyring {session}, user-session keyring {usession}")
         if session != usession:
@@ -119,7 +118,7 @@ def init_keyrings(ctx: Context, force: bool, error_ret: int) -> int:
     try:
         serial = keyring.join_session_keyring(kernel)
     except KernelError as err:
-        log.error(describe(err, "creating the session keyring"))
+        _report(ctx, err, "creating the session keyring")
         return error_ret
     # Remembered before linking, as pam_keyinit does: a failed link leaves
     # the joined keyring in place and a later revoke still finds it.
@@ -128,7 +127,7 @@ def init_keyrings(ctx: Context, force: bool, error_ret: int) -> int:
     try:
         keyring.link_user_keyring(kernel)
     except KernelError as err:
-        log.error(describe(err, f"linking the user keyring into session keyring {serial}"))
+        _report(ctx, err, f"linking the user keyring into session keyring {serial}")
         return error_ret
     return PAM_SUCCESS
 
@@ -153,7 +152,7 @@ def kill_keyrings(ctx: Context, error_ret: int) -> int:
             if uid != old_euid:
                 sw.effective_uid(uid)
         except KernelError as err:
-            log.error(describe(err, f"taking the effective IDs uid {uid}, gid {gid} to revoke"))
+            _report(ctx, err, f"taking the effective IDs uid {uid}, gid {gid} to revoke")
             ret = error_ret
         else:
             attempted = True
@@ -161,7 +160,7 @@ def kill_keyrings(ctx: Context, error_ret: int) -> int:
                 keyring.revoke(ctx.kernel, serial)
                 ret = PAM_SUCCESS
             except KernelError as err:
-                log.error(describe(err, f"revoking session keyring {serial}"))
+                _report(ctx, err, f"revoking session keyring {serial}")
                 ret = error_ret
     # pam_keyinit forgets the keyring once a revoke was attempted, and keeps
     # it when it could not even switch IDs (a later call may try again).
@@ -170,11 +169,18 @@ def kill_keyrings(ctx: Context, error_ret: int) -> int:
     return _checked_restore(ctx, sw, ret, error_ret)
 
 
+def _report(ctx: Context, err: KernelError, doing: str) -> None:
+    # Imported here, on failure only: spares every good login an import.
+    from .advice import describe
+
+    ctx.log.error(describe(err, doing))
+
+
 def _snapshot(ctx: Context) -> Switch | None:
     try:
         return Switch(ctx.kernel)
     except KernelError as err:
-        ctx.log.error(describe(err, "reading the caller's IDs"))
+        _report(ctx, err, "reading the caller's IDs")
         return None
 
 

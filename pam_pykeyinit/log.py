@@ -10,8 +10,6 @@ host set them.
 
 from __future__ import annotations
 
-import ctypes
-
 from . import kernel
 
 # <syslog.h>
@@ -31,9 +29,9 @@ def _clean(text: str) -> bytes:
 
 def write(priority: int, line: str) -> None:
     """One syslog line at ``priority`` (a LOG_* level) in LOG_AUTHPRIV."""
-    syslog = kernel.libc().syslog
+    syslog = kernel.libc_function("syslog")
     # "%s" as the format: the line itself is never parsed for conversions.
-    syslog(ctypes.c_int(LOG_AUTHPRIV | priority), b"%s", _clean(line))
+    syslog(kernel.c_int(LOG_AUTHPRIV | priority), b"%s", _clean(line))
 
 
 class Logger:

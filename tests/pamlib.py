@@ -35,6 +35,9 @@ def install_tree(dest: Path) -> Path:
     os.chmod(dest / "probe.sh", 0o755)
     for folder in (dest, dest / "lib", lib):
         os.chmod(folder, 0o755)
+    # Byte-compiled by the interpreter pam_python embeds, as Debian's
+    # py3compile does for an installed package (pam_python writes none).
+    run(["/usr/bin/python3", "-m", "compileall", "-q", str(lib)])
     return lib / "pam_module.py"
 
 

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from pam_pykeyinit import kernel, pamconst, syscalls
+from pam_pykeyinit import kernel, pamconst
 
 from ..conftest import require
 
@@ -43,7 +43,7 @@ ARCHES = {
     ),
     "s390x-linux-gnu": ("/usr/s390x-linux-gnu/include", ["-U__x86_64__", "-D__s390x__"], {}),
 }
-UID_CALLS = {syscalls.SETRESUID, syscalls.SETRESGID, syscalls.SETFSUID, syscalls.SETFSGID}
+UID_CALLS = {kernel.SETRESUID, kernel.SETRESGID, kernel.SETFSUID, kernel.SETFSGID}
 
 
 def preprocess(source: str, args: list[str]) -> str:
@@ -65,14 +65,14 @@ def evaluate(expr: str) -> int:
 
 
 def test_every_listed_abi_is_checked():
-    assert set(ARCHES) == set(syscalls.TABLES)
+    assert set(ARCHES) == set(kernel.TABLES)
 
 
 @pytest.mark.parametrize("abi", sorted(ARCHES))
 def test_syscall_numbers_match_kernel_headers(abi):
     include, macros, suffix = ARCHES[abi]
     require(os.path.isdir(include), f"{include} missing: apt-get install linux-libc-dev-*-cross")
-    table = syscalls.TABLES[abi]
+    table = kernel.TABLES[abi]
     names = {name: name + (suffix if suffix and name in UID_CALLS else "") for name in table}
     source = "#include <asm/unistd.h>\n" + "".join(
         f"pykeyinit_{name} = __NR_{nr_name};\n" for name, nr_name in names.items()
@@ -83,10 +83,10 @@ def test_syscall_numbers_match_kernel_headers(abi):
 
 
 def test_fallback_never_guesses_unlisted_abis():
-    assert syscalls.table_for(syscalls.abi_name(None, "mips64", 8)) is None
-    assert syscalls.table_for(syscalls.abi_name(None, "x86_64", 4)) is None  # x32
-    assert syscalls.abi_name(None, "x86_64", 8) == "x86_64-linux-gnu"
-    assert syscalls.abi_name("aarch64-linux-gnu", "x86_64", 8) == "aarch64-linux-gnu"
+    assert kernel.table_for(kernel.abi_name(None, "mips64", 8)) is None
+    assert kernel.table_for(kernel.abi_name(None, "x86_64", 4)) is None  # x32
+    assert kernel.abi_name(None, "x86_64", 8) == "x86_64-linux-gnu"
+    assert kernel.abi_name("aarch64-linux-gnu", "x86_64", 8) == "aarch64-linux-gnu"
 
 
 def _constants(header: str, names: list[str]) -> dict[str, int]:

@@ -1,0 +1,56 @@
+# pam_pykeyinit: see README.md. Every target that needs something installs it.
+SHELL := /bin/bash
+PYTHON := /usr/bin/python3
+VENV := .venv
+APT_PACKAGES := libpam-python pamtester keyutils libpam-modules libpam0g-dev gcc \
+	python3-venv linux-libc-dev util-linux passwd \
+	linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross linux-libc-dev-i386-cross \
+	linux-libc-dev-riscv64-cross linux-libc-dev-ppc64el-cross linux-libc-dev-s390x-cross
+DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-linux
+
+.PHONY: all check deps apt-deps venv lint test demo bench clean
+
+all: check
+
+# apt-get only runs when a package is missing, so a second `make check` is quick.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+endef
+
+apt-deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+deps: apt-deps venv
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: deps
+	$(VENV)/bin/python -m pytest
+
+check: deps lint test
+
+demo:
+	$(call apt_install,$(DEMO_PACKAGES))
+	bash tools/demo.sh
+
+bench: deps
+	$(VENV)/bin/python tools/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

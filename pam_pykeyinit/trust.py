@@ -1,0 +1,63 @@
+"""The second step of the loader's trust check, and the import of entry.py.
+
+pam_module.py has already checked the package's real folder, its files and
+every folder above it, so this module is trusted. It walks the path that
+pam_python was given (often a symlink such as /lib/security/pam_pykeyinit.py
+into dist-packages) entry by entry as the kernel's path walk does
+(path_resolution(7)), applying the loader's rule (``unsafe``) to every
+folder and symlink met, so that a symlink in a folder others can write to is
+refused even though its target is fine.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+MAXSYMLINKS = 40  # the kernel's limit on symlinks in one path walk
+
+
+def _components(path: str) -> list[str]:
+    """Components left to walk, in pop() order."""
+    return [c for c in reversed(path.split("/")) if c not in ("", ".")]
+
+
+def walk_problem(path: str, unsafe: Callable[[str, bool], str]) -> str:
+    """Why some entry on the way to ``path`` is unsafe, or ''. A sticky
+    folder is accepted on the way, never as the last folder."""
+    if not path.startswith("/"):
+        return f"{path!r} is not an absolute path"
+    todo = _components(path)
+    current, links = "/", 0
+    why = unsafe("/", False)
+    while todo and not why:
+        name = todo.pop()
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, name)
+        why = unsafe(candidate, len(todo) == 0)
+        if not stat.S_ISLNK(os.lstat(candidate).st_mode):
+            current = candidate
+            continue
+        links += 1
+        if links > MAXSYMLINKS:
+            return f"too many symbolic links in {path}"
+        target = os.readlink(candidate)
+        current = "/" if target.startswith("/") else current
+        todo.extend(_components(target))
+    return why
+
+
+def load_entry(path: str, unsafe: Callable[[str, bool], str]) -> tuple[ModuleType | None, str]:
+    why = walk_problem(path, unsafe)
+    if why:
+        return None, why
+    from . import entry
+
+    return entry, ""
