@@ -128,6 +128,8 @@ def pamtester(
     start: str = "none",
     caller: tuple[int, int] | None = None,
     capture_dir: Path | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Result:
     """Run ``pamtester -v SERVICE USER OPS...``; with ``caller`` as that
     uid/gid; with ``capture_dir`` inside logcapture.py to collect syslog."""
@@ -146,7 +148,7 @@ def pamtester(
             "--",
             *cmd,
         ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
     if capture_dir is not None:
         logs = json.loads(out.read_text())
     return Result(proc, logs)

@@ -6,10 +6,15 @@ and /proc/<pamtester>/status, pamtester's exit status, captured syslog.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from ..conftest import require
-from ..pamlib import Users, pamtester
+from ..pamlib import Users, install_tree, pamtester
 
 ENTRY_IDS = ["Uid: 0 0 0 0", "Gid: 0 0 0 0"]
 
@@ -192,3 +197,92 @@ def test_two_lines_share_one_keyring(tree, probe, service, users, args):
     assert res.rc == 0
     sids = [p for p in res.probes if p.startswith("sid=")]
     assert len(set(sids)) <= 2  # the open one and (if revoked) nothing at close
+
+
+# -- the loader in real logins ----------------------------------------------
+
+
+def refused(res) -> str:
+    assert res.rc != 0 and "Error in service module" in res.stderr, res.stderr
+    lines = [e for e in res.logs if "refusing to load" in e["text"]]
+    assert lines and lines[0]["facility"] == 10 and lines[0]["severity"] == 3, res.logs
+    return lines[0]["text"]
+
+
+@pytest.mark.parametrize("what", ["folder", "sticky", "file", "pycache", "owner"])
+def test_replaceable_package_is_refused(tmp_path, probe, service, users, what):
+    top = Path(tempfile.mkdtemp(prefix="pykt-unsafe-"))
+    try:
+        module = install_tree(top)
+        target = {
+            "folder": module.parent,
+            "sticky": module.parent,
+            "file": module.parent / "keyinit.py",
+            "pycache": module.parent / "__pycache__",
+            "owner": module.parent / "entry.py",
+        }[what]
+        if what == "owner":
+            os.chown(target, Users.PEER_UID, -1)
+        elif what == "sticky":
+            os.chmod(target, 0o1777)
+        else:
+            os.chmod(target, 0o777 if target.is_dir() else 0o666)
+        svc = service([f"session required pam_python.so {module} force", probe])
+        text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+        assert str(target) in text
+    finally:
+        shutil.rmtree(top)
+
+
+def test_installed_as_a_symlink(tmp_path, tree, probe, service, users):
+    top = Path(tempfile.mkdtemp(prefix="pykt-link-"))
+    try:
+        security = top / "security"
+        security.mkdir()
+        os.chmod(top, 0o755)
+        (security / "pam_pykeyinit.py").symlink_to(tree)
+        svc = service(
+            [f"session required pam_python.so {security / 'pam_pykeyinit.py'} force", probe]
+        )
+        res = pamtester(svc, Users.GID_USER, ["open_session"])
+        assert res.rc == 0, res.stderr
+        assert f"s=keyring;{Users.GID_UID};{Users.GID_GID};3f030000;_ses" in res.probes
+        os.chmod(security, 0o777)  # anyone could now point the symlink elsewhere
+        text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+        assert f"{security} is writable by group or others" in text
+    finally:
+        shutil.rmtree(top)
+
+
+def test_hostile_environment_is_never_imported(tmp_path, tree, probe, service, users):
+    """PYTHONPATH, PYTHONHOME, HOME and the working directory full of
+    modules named like the ones the module imports: none may run."""
+    marker = tmp_path / "imported"
+    plant = tmp_path / "plant"
+    for name in (
+        "pam_pykeyinit/__init__",
+        "pam_pykeyinit/entry",
+        "_ctypes",
+        "ctypes/__init__",
+        "pwd",
+        "sitecustomize",
+        "usercustomize",
+        "errno",
+        "_thread",
+        "os",
+    ):
+        f = plant / f"{name}.py"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"open({str(marker)!r}, 'a').write({name!r} + '\\n')\n")
+    svc = service([f"session required pam_python.so {tree} force revoke", probe])
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(plant),
+        "PYTHONHOME": str(plant),
+        "HOME": str(plant),
+        "PYTHONSTARTUP": str(plant / "pwd.py"),
+    }
+    res = pamtester(svc, Users.GID_USER, ["open_session", "close_session"], cwd=plant, env=env)
+    assert res.rc == 0, res.stderr
+    assert f"s=keyring;{Users.GID_UID};{Users.GID_GID};3f030000;_ses" in res.probes
+    assert not marker.exists(), marker.read_text()
