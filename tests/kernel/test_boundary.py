@@ -1,0 +1,124 @@
+"""kernel.py, creds.py and keyring.py against the real kernel."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+
+from pam_pykeyinit import kernel
+
+from ..conftest import require_root
+
+
+def test_types_match_the_ctypes_package():
+    assert ctypes.sizeof(kernel.c_long) == ctypes.sizeof(ctypes.c_long)
+    assert ctypes.sizeof(kernel.c_int) == ctypes.sizeof(ctypes.c_int)
+    assert kernel.c_long._type_ == ctypes.c_long._type_
+    lib = ctypes.CDLL(None, use_errno=True)
+    assert kernel.CFunction._flags_ == lib._FuncPtr._flags_
+
+
+def test_this_machine_has_a_checked_table():
+    assert kernel.table_for(kernel.current_abi()) is not None
+
+
+def test_keyctl_reads_the_same_session_keyring_as_keyctl_1(child):
+    got = child("""
+        from pam_pykeyinit import kernel, keyring
+        k = kernel.load()
+        print(json.dumps(keyring.session_keyring(k)))
+    """)
+    out = subprocess.run(["keyctl", "show", "@s"], capture_output=True, text=True).stdout
+    assert str(got) == out.splitlines()[1].split()[0]
+
+
+def test_failures_carry_call_and_errno(child):
+    got = child("""
+        from pam_pykeyinit import kernel, keyring
+        try:
+            keyring.revoke(kernel.load(), 1)
+        except kernel.KernelError as e:
+            print(json.dumps([e.errno_name, str(e)]))
+    """)
+    assert got == ["ENOKEY", "keyctl(KEYCTL_REVOKE, 1) failed: ENOKEY (Required key not available)"]
+
+
+def test_join_and_link_make_a_user_keyring_link(child):
+    got = child("""
+        import subprocess
+        from pam_pykeyinit import kernel, keyring
+        k = kernel.load()
+        serial = keyring.join_session_keyring(k)
+        keyring.link_user_keyring(k)
+        show = subprocess.run(["keyctl", "rdescribe", "@s"], capture_output=True, text=True)
+        links = subprocess.run(["keyctl", "rlist", "@s"], capture_output=True, text=True)
+        names = [subprocess.run(["keyctl", "rdescribe", i], capture_output=True,
+                 text=True).stdout.strip().rsplit(";", 1)[-1] for i in links.stdout.split()]
+        print(json.dumps([serial == keyring.session_keyring(k), show.stdout.strip(), names]))
+    """)
+    import os
+
+    assert got[0] is True
+    assert got[1].endswith(";_ses") and got[1].startswith(f"keyring;{os.getuid()};")
+    assert got[2] == [f"_uid.{os.getuid()}"]
+
+
+THREAD_WATCH = """
+    import os, threading, time
+    from pam_pykeyinit import kernel
+    from pam_pykeyinit.creds import Switch
+    k = kernel.load()
+    seen, stop = set(), threading.Event()
+    def watch():
+        while not stop.is_set():
+            seen.add((os.getresuid(), os.getresgid()))
+    t = threading.Thread(target=watch)
+    t.start()
+    time.sleep(0.01)
+    for _ in range(200):
+        CHANGE
+    stop.set(); t.join()
+    print(json.dumps(sorted(seen)))
+"""
+
+
+def test_switches_change_only_the_calling_thread(child):
+    require_root()
+    code = THREAD_WATCH.replace("CHANGE", """
+        with Switch(k) as sw:
+            sw.real_gid(47099)
+            sw.real_uid(47011)
+            assert os.getresuid()[0] == 47011
+    """.strip().replace("\n", "\n        "))
+    assert child(code) == [[[0, 0, 0], [0, 0, 0]]]
+
+
+def test_the_watch_does_see_glibc_process_wide_changes(child):
+    # The same watch against os.setresuid (glibc's broadcast to every
+    # thread): proves the test above can fail.
+    require_root()
+    code = THREAD_WATCH.replace("CHANGE", "os.setresuid(47011, 0, 0); os.setresuid(0, 0, 0)")
+    assert [[47011, 0, 0], [0, 0, 0]] in child(code)
+
+
+def test_switch_restores_saved_and_fs_ids_exactly(child):
+    require_root()
+    got = child("""
+        import os
+        from pam_pykeyinit import kernel
+        from pam_pykeyinit.creds import Switch
+        k = kernel.load()
+        k.setresgid(0, 0, 4242); k.setfsgid(4343)
+        k.setresuid(0, 0, 4141); k.setfsuid(4444)
+        before = (os.getresuid(), os.getresgid(), k.setfsuid(-1), k.setfsgid(-1))
+        with Switch(k) as sw:
+            sw.effective_gid(47099)
+            sw.effective_uid(47011)
+            during = (os.getresuid(), os.getresgid())
+        after = (os.getresuid(), os.getresgid(), k.setfsuid(-1), k.setfsgid(-1))
+        print(json.dumps([before, during, after, sw.restore_failures]))
+    """)
+    before, during, after, failures = got
+    assert during[0][1] == 47011 and during[1][1] == 47099
+    assert after == before and failures == []
+    assert before == [[0, 0, 4141], [0, 0, 4242], 4444, 4343]
