@@ -28,8 +28,9 @@ def child():
 
     def run(code: str) -> object:
         source = f"import sys, json\nsys.path.insert(0, {str(REPO)!r})\n" + textwrap.dedent(code)
-        proc = subprocess.run(["/usr/bin/python3", "-I", "-c", source],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["/usr/bin/python3", "-I", "-c", source], capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout.strip().splitlines()[-1])
 

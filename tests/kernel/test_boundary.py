@@ -84,12 +84,15 @@ THREAD_WATCH = """
 
 def test_switches_change_only_the_calling_thread(child):
     require_root()
-    code = THREAD_WATCH.replace("CHANGE", """
+    code = THREAD_WATCH.replace(
+        "CHANGE",
+        """
         with Switch(k) as sw:
             sw.real_gid(47099)
             sw.real_uid(47011)
             assert os.getresuid()[0] == 47011
-    """.strip().replace("\n", "\n        "))
+    """.strip().replace("\n", "\n        "),
+    )
     assert child(code) == [[[0, 0, 0], [0, 0, 0]]]
 
 
