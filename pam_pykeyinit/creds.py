@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .types import KernelLike
 
 
+RESTORE_TRIES = 2
+
+
 def _ids(values: tuple[int, int, int], fs: int) -> tuple[int, int, int, int]:
     return (values[0], values[1], values[2], fs)
 
@@ -105,17 +108,23 @@ class Switch:
         setfs: Callable[[int], int],
     ) -> None:
         r, e, s, fs = want
-        try:
-            # Effective first: regains CAP_SET[UG]ID when the old euid was 0
-            # (capabilities(7), "Effect of user ID changes on capabilities").
-            setres(UNCHANGED, e, UNCHANGED)
-            setres(r, e, s)
-            setfs(fs)
-            got = _ids(getres(), setfs(UNCHANGED))
-        except KernelError as err:
-            self.restore_failures.append(f"cannot restore the caller's {kind}s: {err}")
-            return
-        if got != want:
+        # Two tries: a failure is reported either way (the caller turns it
+        # into its error code), but a passing one must not leave the host
+        # process with the user's IDs.
+        for _ in range(RESTORE_TRIES):
+            try:
+                # Effective first: regains CAP_SET[UG]ID when the old euid
+                # was 0 (capabilities(7), "Effect of user ID changes on
+                # capabilities").
+                setres(UNCHANGED, e, UNCHANGED)
+                setres(r, e, s)
+                setfs(fs)
+                got = _ids(getres(), setfs(UNCHANGED))
+            except KernelError as err:
+                self.restore_failures.append(f"cannot restore the caller's {kind}s: {err}")
+                continue
+            if got == want:
+                return
             self.restore_failures.append(
                 f"the caller's {kind}s are {got} (real, effective, saved, fs) after restoring,"
                 f" expected {want}"

@@ -184,7 +184,27 @@ def test_restore_failure_turns_success_into_the_error_code(call, nth):
     kernel = FakeKernel(fail={call: (errno.EPERM, nth)})
     ctx, log, _ = make(kernel)
     assert do_keyinit(ctx, opts(), PAM_CRED_ERR) == PAM_CRED_ERR
-    assert "restor" in log.text() and call in log.text()
+    assert "restor" in log.text() and call in log.text() and "EPERM" in log.text()
+    # the second try put every ID back
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_restore_that_keeps_failing_is_reported_for_each_try():
+    kernel = FakeKernel()
+    ctx, log, _ = make(kernel)
+    kernel.fail["setresuid"] = (errno.EPERM, 2)
+    real = kernel.setresuid
+
+    def setresuid(r, e, s):  # every restore step fails from the second call on
+        if kernel.counts.get("setresuid", 0) >= 1:
+            kernel.fail["setresuid"] = errno.EPERM
+        real(r, e, s)
+
+    kernel.setresuid = setresuid
+    assert do_keyinit(ctx, opts(), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    failures = [m for lv, m in log.lines if lv == "err" and "cannot restore the caller's uids" in m]
+    assert len(failures) == 2 and "end it" in failures[0]
+    assert kernel.uid[0] == 1001  # the kernel refused: the log says so
 
 
 def test_unprivileged_caller_for_another_user_gets_eperm():
