@@ -127,6 +127,11 @@ KEY_SPEC_NAMES = {
 UNCHANGED = -1
 
 
+def _four(fields: list[bytes]) -> Ids:
+    r, e, s, fs = (int(x) for x in fields)
+    return r, e, s, fs
+
+
 class KernelError(OSError):
     """A system call failed; ``call`` says which one, with its arguments."""
 
@@ -151,6 +156,8 @@ if TYPE_CHECKING:
     from ctypes import _SimpleCData
     from ctypes import c_int as c_int
     from ctypes import c_long as c_long
+
+    from .types import Ids
 else:
     _SimpleCData = _ctypes._SimpleCData
 
@@ -229,6 +236,24 @@ class Kernel:
 
     def getresgid(self) -> tuple[int, int, int]:
         return os.getresgid()
+
+    def thread_ids(self) -> tuple[Ids, Ids]:
+        """(real, effective, saved, fs) uids and gids of the calling thread.
+
+        Read from /proc/thread-self/status (Linux 3.17): reading the fs IDs
+        with setfs[ug]id(-1) would prepare and drop new credentials each
+        time (see creds.py on why that matters). Without /proc, falls back
+        to exactly that.
+        """
+        try:
+            with open("/proc/thread-self/status", "rb") as f:
+                status = f.read()
+            uid = status.split(b"\nUid:", 1)[1].split(b"\n", 1)[0].split()
+            gid = status.split(b"\nGid:", 1)[1].split(b"\n", 1)[0].split()
+            return _four(uid), _four(gid)
+        except (OSError, IndexError, ValueError):
+            uids, gids = os.getresuid(), os.getresgid()
+            return (*uids, self.setfsuid(UNCHANGED)), (*gids, self.setfsgid(UNCHANGED))
 
 
 _functions: dict[str, CFunction] = {}

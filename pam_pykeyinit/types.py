@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+# (real, effective, saved, fs)
+Ids = tuple[int, int, int, int]
+
 
 class KernelLike(Protocol):
     def keyctl(self, op: int, *args: int) -> int: ...
@@ -16,6 +19,7 @@ class KernelLike(Protocol):
     def setfsgid(self, fsgid: int) -> int: ...
     def getresuid(self) -> tuple[int, int, int]: ...
     def getresgid(self) -> tuple[int, int, int]: ...
+    def thread_ids(self) -> tuple[Ids, Ids]: ...
 
 
 class LogLike(Protocol):

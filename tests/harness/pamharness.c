@@ -19,6 +19,8 @@
  *   thread ... endthread    run the words in between in a new thread, join it
  *   session-anon            join a new anonymous session keyring (as
  *                           `keyctl session -`)
+ *   repeat N ... endrepeat  run the words in between N times (quietly)
+ *   wait                    block until standard input reaches EOF
  *
  * Output lines: "CALL H -> RC NAME" and "show ..." / "watch ...".
  */
@@ -37,7 +39,7 @@
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 #define KEYCTL_DESCRIBE 6
 #define KEYCTL_READ 11
-#define MAX_HANDLES 8
+#define MAX_HANDLES 64
 
 static pam_handle_t *handles[MAX_HANDLES];
 
@@ -144,11 +146,30 @@ static int slot(const char *word)
 	return h;
 }
 
+static int quiet;
+static long repeat_failures;
+
 static void report(const char *call, int h, int rc)
 {
 	pam_handle_t *ph = handles[h];
+	if (quiet) {
+		repeat_failures += rc != PAM_SUCCESS;
+		return;
+	}
 	printf("%s %d -> %d %s\n", call, h, rc, pam_strerror(ph, rc));
 	fflush(stdout);
+}
+
+/* index just past the word that closes the block opened at w[i] */
+static int block_end(char **w, int n, int i, const char *open, const char *close)
+{
+	int depth = 1, j = i + 1;
+	while (j < n && depth) {
+		if (!strcmp(w[j], open)) depth++;
+		if (!strcmp(w[j], close)) depth--;
+		j++;
+	}
+	return j;
 }
 
 struct script { char **words; int n; };
@@ -174,7 +195,8 @@ static void run(char **w, int n)
 		} else if (!strcmp(c, "end")) {
 			h = slot(w[++i]);
 			int rc = pam_end(handles[h], PAM_SUCCESS);
-			printf("end %d -> %d\n", h, rc);
+			if (!quiet)
+				printf("end %d -> %d\n", h, rc);
 			handles[h] = NULL;
 		} else if (!strcmp(c, "open")) {
 			h = slot(w[++i]);
@@ -208,13 +230,21 @@ static void run(char **w, int n)
 			watching = 0;
 			pthread_join(watcher, NULL);
 			printf("watch samples=%ld changes=%ld\n", watch_samples, watch_changes);
+		} else if (!strcmp(c, "repeat")) {
+			long times = atol(w[i + 1]);
+			int j = block_end(w, n, i + 1, "repeat", "endrepeat");
+			quiet++;
+			for (long k = 0; k < times; k++)
+				run(w + i + 2, j - i - 3);
+			quiet--;
+			printf("repeat %ld failures=%ld\n", times, repeat_failures);
+			i = j - 1;
+		} else if (!strcmp(c, "wait")) {
+			char buf[64];
+			while (fread(buf, 1, sizeof(buf), stdin) > 0)
+				;
 		} else if (!strcmp(c, "thread")) {
-			int depth = 1, j = i + 1;
-			while (j < n && depth) {
-				if (!strcmp(w[j], "thread")) depth++;
-				if (!strcmp(w[j], "endthread")) depth--;
-				j++;
-			}
+			int j = block_end(w, n, i, "thread", "endthread");
 			struct script s = {w + i + 1, j - i - 2};
 			pthread_t t;
 			pthread_create(&t, NULL, thread_main, &s);

@@ -16,6 +16,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+
+
+def collect(sock: socket.socket, into: list[bytes]) -> None:
+    while True:
+        data = sock.recv(65536)
+        if not data:  # shutdown() after the command ended
+            return
+        into.append(data)
 
 
 def main() -> int:
@@ -31,14 +40,16 @@ def main() -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind("/dev/log")
     os.chmod("/dev/log", 0o666)
+    # Read while the command runs: a full socket buffer would block its
+    # syslog() calls.
+    received: list[bytes] = []
+    reader = threading.Thread(target=collect, args=(sock, received), daemon=True)
+    reader.start()
     rc = subprocess.run(cmd).returncode
-    sock.setblocking(False)
+    sock.shutdown(socket.SHUT_RDWR)
+    reader.join()
     lines = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except BlockingIOError:
-            break
+    for data in received:
         text = data.decode("utf-8", "replace")
         m = re.match(r"<(\d+)>(.*)", text, re.S)
         pri = int(m.group(1)) if m else -1

@@ -118,6 +118,11 @@ class FakeKernel:
     def getresgid(self) -> tuple[int, int, int]:
         return tuple(self.gid[:3])  # type: ignore[return-value]
 
+    def thread_ids(self):
+        self.calls.append(("thread_ids",))
+        self._check("thread_ids", "thread_ids()")
+        return tuple(self.uid), tuple(self.gid)
+
     def keyctl(self, op: int, *args: int) -> int:
         name = KEYCTL_OPS[op]
         self.calls.append((name, *args))
