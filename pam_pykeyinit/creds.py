@@ -76,7 +76,9 @@ class Switch:
             try:
                 got = k.thread_ids()
             except KernelError as err:
-                self.restore_failures.append(f"cannot read back the caller's IDs after restoring them: {err}")
+                self.restore_failures.append(
+                    f"cannot read back the caller's IDs after restoring them: {err}"
+                )
                 continue
             if got == (self.uids, self.gids):
                 return

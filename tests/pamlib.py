@@ -166,3 +166,82 @@ def normalise(lines: list[str]) -> list[str]:
         return seen.setdefault(m.group(0), f"#{len(seen) + 1}")
 
     return [SERIAL.sub(name, line) for line in lines]
+
+
+HARNESS_SOURCES = REPO / "tests" / "harness"
+
+
+class Tools:
+    """The C helpers of tests/harness/, built with gcc into ``dest``."""
+
+    def __init__(self, dest: Path) -> None:
+        src = HARNESS_SOURCES
+        self.harness = dest / "pamharness"
+        self.failinject = dest / "failinject.so"
+        self.seccomp_fail = dest / "seccomp_fail"
+        cc = ["gcc", "-Wall", "-Wextra", "-Werror", "-O2"]
+        run([*cc, "-o", str(self.harness), str(src / "pamharness.c"), "-lpam", "-lpthread"])
+        run(
+            [*cc, "-shared", "-fPIC", "-o", str(self.failinject), str(src / "failinject.c"), "-ldl"]
+        )
+        run([*cc, "-o", str(self.seccomp_fail), str(src / "seccomp_fail.c")])
+
+
+class HarnessResult:
+    def __init__(self, proc: subprocess.CompletedProcess[str], logs: list[dict] | None) -> None:
+        self.rc = proc.returncode
+        self.lines = proc.stdout.splitlines()
+        self.stderr = proc.stderr
+        self.logs = logs or []
+
+    def calls(self) -> list[str]:
+        """'CALL H -> RC NAME' lines."""
+        return [line for line in self.lines if " -> " in line]
+
+    def shows(self) -> list[str]:
+        return [line for line in self.lines if line.startswith("show ")]
+
+    def log_text(self) -> str:
+        return "\n".join(entry["text"] for entry in self.logs)
+
+
+def harness(
+    tools: Tools,
+    words: list[str],
+    prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    capture_dir: Path | None = None,
+    stdin: str | None = None,
+) -> HarnessResult:
+    """Run pamharness WORDS, behind ``prefix`` (setpriv, seccomp_fail...)."""
+    cmd = [*(prefix or []), str(tools.harness), *words]
+    out = None
+    if capture_dir is not None:
+        out = capture_dir / f"log-{secrets.token_hex(4)}.json"
+        cmd = [
+            "unshare",
+            "--mount",
+            "/usr/bin/python3",
+            str(TOOLS / "logcapture.py"),
+            str(out),
+            "--",
+            *cmd,
+        ]
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env=full_env, input=stdin
+    )
+    logs = json.loads(out.read_text()) if out is not None else None
+    return HarnessResult(proc, logs)
+
+
+def key_users(uid: int) -> tuple[int, int]:
+    """(nkeys, maxkeys-quota-used) for ``uid`` from /proc/key-users, (0, 0)
+    when the kernel has no record of the uid."""
+    for line in Path("/proc/key-users").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"{uid}:":
+            nkeys = int(fields[2].split("/")[0])
+            qnkeys = int(fields[3].split("/")[0])
+            return nkeys, qnkeys
+    return 0, 0

@@ -21,6 +21,7 @@
  *                           `keyctl session -`)
  *   repeat N ... endrepeat  run the words in between N times (quietly)
  *   wait                    block until standard input reaches EOF
+ *   sleep-ms N              pause N milliseconds
  *
  * Output lines: "CALL H -> RC NAME" and "show ..." / "watch ...".
  */
@@ -239,6 +240,8 @@ static void run(char **w, int n)
 			quiet--;
 			printf("repeat %ld failures=%ld\n", times, repeat_failures);
 			i = j - 1;
+		} else if (!strcmp(c, "sleep-ms")) {
+			usleep(1000 * atol(w[++i]));
 		} else if (!strcmp(c, "wait")) {
 			char buf[64];
 			while (fread(buf, 1, sizeof(buf), stdin) > 0)
