@@ -21,7 +21,8 @@ SEQUENCES = {
     "open0-close1": "start 0 S U start 1 S U open 0 show close 1 show close 0 show end 0 end 1",
     # handles one after the other: the module (and pam_python's interpreter)
     # is unloaded at the first pam_end and state starts afresh
-    "sequential": "start 0 S U open 0 show close 0 show end 0 start 1 S U open 1 show close 1 show end 1",
+    "sequential": "start 0 S U open 0 show close 0 show end 0 "
+    "start 1 S U open 1 show close 1 show end 1",
     # handles alive together, each opening a session
     "together": "start 0 S U start 1 S U open 0 open 1 show close 0 show close 1 show end 0 end 1",
     # setcred on one handle, a session on another, delete on the first
