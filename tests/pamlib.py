@@ -130,12 +130,15 @@ def pamtester(
     capture_dir: Path | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    prefix: list[str] | None = None,
 ) -> Result:
     """Run ``pamtester -v SERVICE USER OPS...``; with ``caller`` as that
-    uid/gid; with ``capture_dir`` inside logcapture.py to collect syslog."""
+    uid/gid; behind ``prefix`` (e.g. seccomp_fail); with ``capture_dir``
+    inside logcapture.py to collect syslog."""
     cmd = [*STARTS[start], "pamtester", "-v", service, user, *ops]
     if caller is not None:
         cmd = ["setpriv", f"--reuid={caller[0]}", f"--regid={caller[1]}", "--clear-groups", *cmd]
+    cmd = [*(prefix or []), *cmd]
     logs = None
     if capture_dir is not None:
         out = capture_dir / f"log-{secrets.token_hex(4)}.json"
@@ -155,6 +158,24 @@ def pamtester(
 
 
 SERIAL = re.compile(r"\b\d{5,}\b")
+IDS_LINE = re.compile(r"^(Uid|Gid): (\S+) (\S+) (\S+) (\S+)$")
+
+
+def assert_same_as_c(ours: Result, theirs: Result, py_svc: str, c_svc: str) -> None:
+    """pamtester's status and messages, and the probe's lines, alike but for
+    serial numbers and the saved IDs (which pam_keyinit.so does not restore:
+    ours are checked against the caller's entry IDs by the caller)."""
+
+    def lines(res: Result, svc: str) -> tuple[int, list[str], list[str]]:
+        probes = [IDS_LINE.sub(r"\1: \2 \3 - \5", p) for p in res.probes]
+        return res.rc, normalise(res.stderr.replace(svc, "SERVICE").splitlines()), normalise(probes)
+
+    assert lines(ours, py_svc) == lines(theirs, c_svc)
+
+
+def ids_lines(res: Result) -> list[str]:
+    """The probe's 'Uid: r e s fs' and 'Gid: ...' lines."""
+    return [p for p in res.probes if IDS_LINE.match(p)]
 
 
 def normalise(lines: list[str]) -> list[str]:

@@ -14,11 +14,10 @@ elsewhere.
 from __future__ import annotations
 
 import itertools
-import re
 
 import pytest
 
-from ..pamlib import Users, normalise, pamtester
+from ..pamlib import Users, assert_same_as_c, ids_lines, pamtester
 
 DELETE = "setcred(~PAM_SILENT & 4)"
 REFRESH = "setcred(~PAM_SILENT & 16)"
@@ -38,7 +37,6 @@ USERS = [Users.GID_USER, "root", "pykt-unknown-user"]
 STARTS = ["none", "anon", "revoked"]
 
 CASES = list(itertools.product(OPTIONS, SEQUENCES, USERS, STARTS))
-IDS_LINE = re.compile(r"^(Uid|Gid): (\S+) (\S+) (\S+) (\S+)$")
 
 
 def stack(module: str, args: str, probe: str) -> list[str]:
@@ -47,10 +45,6 @@ def stack(module: str, args: str, probe: str) -> list[str]:
         f"session required {module} {args}".rstrip(),
         probe,
     ]
-
-
-def without_saved_ids(probes: list[str]) -> list[str]:
-    return [IDS_LINE.sub(r"\1: \2 \3 - \5", p) for p in probes]
 
 
 @pytest.mark.parametrize(
@@ -65,14 +59,7 @@ def test_same_as_pam_keyinit(tree, probe, service, users, args, sequence, user, 
     theirs = pamtester(c_svc, user, ops, start=start)
     ours = pamtester(py_svc, user, ops, start=start)
 
-    assert ours.rc == theirs.rc
-    assert normalise(ours.stderr.replace(py_svc, "SERVICE").splitlines()) == normalise(
-        theirs.stderr.replace(c_svc, "SERVICE").splitlines()
-    )
-    got = normalise(without_saved_ids(ours.probes))
-    want = normalise(without_saved_ids(theirs.probes))
-    assert got == want
+    assert_same_as_c(ours, theirs, py_svc, c_svc)
     # The improvement: every ID of the caller, saved ones included, as on entry.
-    for line in ours.probes:
-        if IDS_LINE.match(line):
-            assert line.split(": ")[1] == "0 0 0 0", line
+    for line in ids_lines(ours):
+        assert line.split(": ")[1] == "0 0 0 0", line
