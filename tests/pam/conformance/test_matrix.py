@@ -21,14 +21,24 @@ STACKS = {
     "one-line": ["session required MOD ARGS"],
     "two-lines": ["session required MOD ARGS", "session optional MOD force debug"],
     "auth-session": ["auth required MOD ARGS", "session required MOD"],
-    "all-types": ["auth optional MOD ARGS", "account required MOD ARGS",
-                  "password optional MOD ARGS", "session required MOD ARGS"],
+    "all-types": [
+        "auth optional MOD ARGS",
+        "account required MOD ARGS",
+        "password optional MOD ARGS",
+        "session required MOD ARGS",
+    ],
 }
 OPTIONS = ["", "force revoke", "Revoke FORCE bogus", "revoke=yes force", "debug revoke"]
 SEQUENCES = {
     "open-close": ["open_session", "close_session"],
-    "everything": ["setcred", "acct_mgmt", "chauthtok", "open_session", "close_session",
-                   "setcred(~PAM_SILENT & 4)"],
+    "everything": [
+        "setcred",
+        "acct_mgmt",
+        "chauthtok",
+        "open_session",
+        "close_session",
+        "setcred(~PAM_SILENT & 4)",
+    ],
 }
 CALLERS = {
     "root": None,
@@ -49,15 +59,18 @@ def stack(name: str, module: str, args: str, probe: str) -> list[str]:
     CASES,
     ids=["-".join([c[0], c[1].replace(" ", "+") or "noargs", *c[2:]]) for c in CASES],
 )
-def test_same_as_pam_keyinit(tools, tree, probe, service, users,
-                             stack_name, args, sequence, caller, kernel):
+def test_same_as_pam_keyinit(
+    tools, tree, probe, service, users, stack_name, args, sequence, caller, kernel
+):
     c_svc = service(stack(stack_name, "pam_keyinit.so", args, probe))
     py_svc = service(stack(stack_name, f"pam_python.so {tree}", args, probe))
     err = KERNELS[kernel]
     prefix = [str(tools.seccomp_fail), str(err), "all"] if err else None
     ops = SEQUENCES[sequence]
-    runs = [pamtester(svc, Users.GID_USER, ops, caller=CALLERS[caller], prefix=prefix)
-            for svc in (c_svc, py_svc)]
+    runs = [
+        pamtester(svc, Users.GID_USER, ops, caller=CALLERS[caller], prefix=prefix)
+        for svc in (c_svc, py_svc)
+    ]
     theirs, ours = runs
     assert_same_as_c(ours, theirs, py_svc, c_svc)
     entry = "0 0 0 0" if caller == "root" else " ".join([str(CALLERS[caller][0])] * 4)
