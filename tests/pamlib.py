@@ -256,13 +256,15 @@ def harness(
     return HarnessResult(proc, logs)
 
 
-def key_users(uid: int) -> tuple[int, int]:
-    """(nkeys, maxkeys-quota-used) for ``uid`` from /proc/key-users, (0, 0)
-    when the kernel has no record of the uid."""
+def key_users(uid: int) -> tuple[int, int, int]:
+    """(keys, keys charged to the quota, bytes charged to the quota) of
+    ``uid`` from /proc/key-users; zeros when the kernel has no record."""
     for line in Path("/proc/key-users").read_text().splitlines():
         fields = line.split()
         if fields[0] == f"{uid}:":
-            nkeys = int(fields[2].split("/")[0])
-            qnkeys = int(fields[3].split("/")[0])
-            return nkeys, qnkeys
-    return 0, 0
+            return (
+                int(fields[2].split("/")[0]),
+                int(fields[3].split("/")[0]),
+                int(fields[4].split("/")[0]),
+            )
+    return 0, 0, 0

@@ -37,7 +37,7 @@ def fresh_uid():
     and the record goes away."""
     while True:
         uid = random.randrange(1_500_000_000, 2_000_000_000)
-        if key_users(uid) == (0, 0):
+        if key_users(uid) == (0, 0, 0):
             break
     yield uid
     serials = [as_uid(uid, "keyctl", "id", spec) for spec in ("@u", "@us")]
@@ -69,7 +69,7 @@ def test_comes_into_existence_on_first_access(spec, runner_session_keyring, fres
     if spec == "@s" and runner_session_keyring != "_uid_ses.0":
         pytest.skip(f"the runner has a session keyring of its own ({runner_session_keyring})")
     uid = fresh_uid
-    assert key_users(uid) == (0, 0)
+    assert key_users(uid) == (0, 0, 0)
     as_uid(uid, "keyctl", "rdescribe", spec)
     assert key_users(uid)[0] >= 1
     assert as_uid(uid, "keyctl", "rdescribe", "@u").endswith(f";_uid.{uid}")
