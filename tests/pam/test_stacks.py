@@ -178,9 +178,24 @@ def test_debug_adds_lines_and_host_log_identity_is_untouched(tree, probe, servic
     ours = [e for e in res.logs if "pam_pykeyinit(" in e["text"]]
     c_lines = [e for e in res.logs if "pam_keyinit(" in e["text"]]
     assert len(ours) >= 3 and all(e["severity"] == 7 and e["facility"] == 10 for e in ours)
-    # The C module's line after ours still carries pamtester's own identity
-    # and the authpriv facility: nothing called openlog() behind its back.
-    assert c_lines and all(e["facility"] == 10 for e in c_lines)
+    # The C module's line after ours looks as it does without ours: the
+    # same identity and facility (nothing called openlog() behind its back).
+    alone = service(["session optional pam_keyinit.so debug", probe])
+    plain = pamtester(alone, Users.GID_USER, ["open_session"], capture_dir=tmp_path)
+    c_plain = [e for e in plain.logs if "pam_keyinit(" in e["text"]]
+
+    def shape(entries: list[dict], svc: str) -> set[tuple[int, int, str]]:
+        # facility, severity and "ident: module(service:type):" (the rest
+        # of each line depends on what ran before)
+        return {
+            (e["facility"], e["severity"], ": ".join(e["text"][16:].split(": ")[:2]))
+            for e in entries
+        }
+
+    assert c_lines and c_plain
+    assert shape(c_lines, svc) == {
+        (f, sev, text.replace(alone, svc)) for f, sev, text in shape(c_plain, alone)
+    }
     assert all(" pamtester: " in e["text"] for e in c_lines), c_lines
 
 
