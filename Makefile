@@ -7,8 +7,14 @@ APT_PACKAGES := libpam-python pamtester keyutils libpam-modules libpam0g-dev gcc
 	linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross linux-libc-dev-i386-cross \
 	linux-libc-dev-riscv64-cross linux-libc-dev-ppc64el-cross linux-libc-dev-s390x-cross
 DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-linux
+DEB_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
+	python3-docutils lintian
+RPM_PACKAGES := rpm python3-pip python3-setuptools python3-docutils
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init__.py)
+# The source tree as packaging sees it: tracked and new files, no build output.
+SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check deps apt-deps venv lint test demo bench clean
+.PHONY: all check deps apt-deps venv lint test demo bench deb rpm clean
 
 all: check
 
@@ -50,6 +56,18 @@ demo:
 
 bench: deps
 	$(VENV)/bin/python tools/bench.py
+
+# dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
+# a copy of the source tree under build/ (the top level stays as it is).
+deb:
+	$(call apt_install,$(DEB_PACKAGES))
+	rm -rf build/deb && mkdir -p build/deb/src dist
+	tar -cf - $(SOURCE_FILES) | tar -xf - -C build/deb/src
+	cp -r packaging/debian build/deb/src/debian
+	# Debian tools with Debian's python3, whatever else is first on PATH
+	cd build/deb/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b --no-sign
+	cp build/deb/libpam-pykeyinit_$(VERSION)_all.deb dist/
+	lintian --fail-on error,warning --info dist/libpam-pykeyinit_$(VERSION)_all.deb
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist

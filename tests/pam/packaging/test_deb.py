@@ -1,0 +1,129 @@
+"""The Debian package, installed the way an administrator installs it.
+
+Builds dist/libpam-pykeyinit_*.deb with `make deb` (lintian must report no
+error and no warning), installs it with apt, enables the pam-auth-update
+profile, logs in through it, disables it, removes and purges the package,
+and checks that /etc/pam.d/common-session* and /var/lib/pam are byte for
+byte as before and that no file of the package is left.
+
+It changes the host's PAM configuration for a few seconds; everything is
+put back in a finally block even when an assertion fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ...conftest import require, require_root
+from ...pamlib import REPO, Service, Users, pamtester
+
+pytestmark = [pytest.mark.root, pytest.mark.packaging]
+PACKAGE = "libpam-pykeyinit"
+STATE = [
+    Path("/etc/pam.d/common-session"),
+    Path("/etc/pam.d/common-session-noninteractive"),
+    *sorted(Path("/var/lib/pam").iterdir()),
+]
+PROFILE_LINE = "pam_python.so pam_pykeyinit.py revoke"
+
+
+def installed() -> bool:
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", PACKAGE], capture_output=True, text=True
+    ).stdout
+    return out.startswith("install ok installed")
+
+
+def digest() -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in STATE if p.is_file()}
+
+
+def sh(*cmd: str) -> str:
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def deb() -> Path:
+    require_root()
+    sh("make", "-C", str(REPO), "deb")
+    debs = sorted((REPO / "dist").glob(f"{PACKAGE}_*_all.deb"))
+    assert debs
+    return debs[-1]
+
+
+def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
+    require(not installed(), f"{PACKAGE} is installed on this machine already")
+    before = digest()
+    backup = {p: p.read_bytes() for p in STATE if p.is_file()}
+    probe = tmp_path / "probe.sh"
+    shutil.copyfile(REPO / "tests" / "tools" / "probe.sh", probe)
+    probe.chmod(0o755)
+    services: list[Service] = []
+    try:
+        sh("apt-get", "install", "-y", "-q", str(deb))
+        # the package's files and symlinks (its folders are shared with others)
+        files = [Path(f) for f in sh("dpkg", "-L", PACKAGE).split() if not Path(f).is_dir()]
+        assert Path("/lib/security/pam_pykeyinit.py").resolve() == Path(
+            "/usr/lib/python3/dist-packages/pam_pykeyinit/pam_module.py"
+        )
+        assert Path("/usr/share/man/man8/pam_pykeyinit.8.gz").exists()
+        # byte-compiled by py3compile, root-owned, as the loader demands
+        assert list(Path("/usr/lib/python3/dist-packages/pam_pykeyinit/__pycache__").glob("*.pyc"))
+        # (pam-auth-update notes the new profile in /var/lib/pam/seen)
+        stacks = [k for k in before if k.startswith("/etc/pam.d/")]
+        now = digest()
+        assert [now[k] for k in stacks] == [before[k] for k in stacks], (
+            "installing must not change the PAM stacks (Default: no)"
+        )
+
+        sh("pam-auth-update", "--package", "--enable", "pykeyinit")
+        session = Path("/etc/pam.d/common-session").read_text()
+        assert PROFILE_LINE in session
+        assert PROFILE_LINE not in Path("/etc/pam.d/common-session-noninteractive").read_text()
+
+        via_profile = Service(
+            ["@include common-session", f"session optional pam_exec.so stdout quiet {probe}"]
+        )
+        by_name = Service(
+            [
+                "session required pam_python.so pam_pykeyinit.py force revoke",
+                f"session optional pam_exec.so stdout quiet {probe}",
+            ]
+        )
+        services += [via_profile, by_name]
+        uid, gid = Users.GID_UID, Users.GID_GID
+        for svc in services:
+            res = pamtester(svc.name, Users.GID_USER, ["open_session", "close_session"])
+            assert res.rc == 0, res.stderr
+            assert f"s=keyring;{uid};{gid};3f030000;_ses" in res.probes, res.probes
+            assert "s=keyctl_describe: Key has been revoked" in res.probes
+
+        sh("pam-auth-update", "--package", "--disable", "pykeyinit")
+        assert PROFILE_LINE not in Path("/etc/pam.d/common-session").read_text()
+        sh("apt-get", "remove", "-y", "-q", PACKAGE)
+        sh("dpkg", "--purge", PACKAGE)  # apt forgets a package without conffiles at remove
+        left = [f for f in files if f.exists() or f.is_symlink()]
+        assert left == [], left
+        assert not Path("/usr/lib/python3/dist-packages/pam_pykeyinit").exists()
+        assert digest() == before
+    finally:
+        for svc in services:
+            svc.close()
+        if installed():
+            subprocess.run(["apt-get", "purge", "-y", "-q", PACKAGE], capture_output=True)
+        for path, data in backup.items():
+            if path.read_bytes() != data:
+                path.write_bytes(data)
