@@ -9,7 +9,7 @@ APT_PACKAGES := libpam-python pamtester keyutils libpam-modules libpam0g-dev gcc
 DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-linux
 DEB_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
 	python3-docutils lintian
-RPM_PACKAGES := rpm python3-pip python3-setuptools python3-docutils
+RPM_PACKAGES := rpm python3-pip python3-setuptools python3-wheel python3-docutils
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init__.py)
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
@@ -68,6 +68,18 @@ deb:
 	cd build/deb/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b --no-sign
 	cp build/deb/libpam-pykeyinit_$(VERSION)_all.deb dist/
 	lintian --fail-on error,warning --info dist/libpam-pykeyinit_$(VERSION)_all.deb
+
+# dist/pam_pykeyinit-VERSION-1.noarch.rpm with Debian's rpmbuild and the
+# stand-in macros of packaging/rpm/macros.debian (see README.md).
+rpm:
+	$(call apt_install,$(RPM_PACKAGES))
+	rm -rf build/rpm && mkdir -p build/rpm/SOURCES dist
+	tar -czf build/rpm/SOURCES/pam_pykeyinit-$(VERSION).tar.gz \
+		--transform 's,^,pam_pykeyinit-$(VERSION)/,' $(SOURCE_FILES)
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin rpmbuild -bb --nodeps \
+		--load packaging/rpm/macros.debian \
+		--define "_topdir $(CURDIR)/build/rpm" packaging/rpm/pam_pykeyinit.spec
+	cp build/rpm/RPMS/noarch/pam_pykeyinit-$(VERSION)-1.noarch.rpm dist/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist

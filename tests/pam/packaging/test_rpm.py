@@ -1,0 +1,72 @@
+"""The RPM: built with `make rpm`, its payload checked and run.
+
+Debian has rpmbuild but not Fedora's pyproject macros, so `make rpm` uses
+packaging/rpm/macros.debian; what is checked here is what that build gives:
+a noarch package with the Python package and the loader, no scriptlets
+(authselect owns Fedora's PAM stacks), and a payload that works as a module
+when pam_python is pointed at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ...conftest import require_root
+from ...pamlib import REPO, Users, pamtester
+
+pytestmark = [pytest.mark.root, pytest.mark.packaging]
+
+
+def sh(*cmd: str) -> str:
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def rpm() -> Path:
+    require_root()
+    sh("make", "-C", str(REPO), "rpm")
+    rpms = sorted((REPO / "dist").glob("pam_pykeyinit-*.noarch.rpm"))
+    assert rpms
+    return rpms[-1]
+
+
+def test_contents_and_no_scriptlets(rpm):
+    files = sh("rpm", "-qlp", str(rpm)).split()
+    assert "/usr/lib/security/pam_pykeyinit.py" in files
+    assert any(f.endswith("/pam_pykeyinit/keyinit.py") for f in files)
+    assert "/usr/share/man/man8/pam_pykeyinit.8" in files
+    assert sh("rpm", "-qp", "--qf", "%{ARCH}", str(rpm)) == "noarch"
+    assert sh("rpm", "-qp", "--scripts", str(rpm)).strip() == ""
+    assert "pam_python" in sh("rpm", "-qp", "--requires", str(rpm)).split()
+
+
+def test_payload_runs_as_a_module(rpm, probe, service, users):
+    top = Path(tempfile.mkdtemp(prefix="pykt-rpm-"))
+    try:
+        top.chmod(0o755)
+        cpio = subprocess.run(["rpm2cpio", str(rpm)], capture_output=True, check=True).stdout
+        subprocess.run(["cpio", "-idm", "--quiet"], input=cpio, cwd=top, check=True)
+        link = os.readlink(top / "usr/lib/security/pam_pykeyinit.py")
+        module = top / link.lstrip("/")
+        assert module.name == "pam_module.py" and module.exists()
+        svc = service([f"session required pam_python.so {module} force revoke", probe])
+        res = pamtester(svc, Users.GID_USER, ["open_session", "close_session"])
+        assert res.rc == 0, res.stderr
+        assert f"s=keyring;{Users.GID_UID};{Users.GID_GID};3f030000;_ses" in res.probes
+        assert "s=keyctl_describe: Key has been revoked" in res.probes
+    finally:
+        shutil.rmtree(top)
