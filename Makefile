@@ -10,11 +10,12 @@ DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-lin
 DEB_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
 	python3-docutils lintian
 RPM_PACKAGES := rpm python3-pip python3-setuptools python3-wheel python3-docutils
+VM_PACKAGES := debootstrap qemu-system-x86 cpio
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init__.py)
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check deps apt-deps venv lint test demo bench deb rpm clean
+.PHONY: all check deps apt-deps venv lint test demo bench deb rpm vm-test clean
 
 all: check
 
@@ -46,7 +47,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: deps
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -m "not vm"
 
 check: deps lint test
 
@@ -80,6 +81,13 @@ rpm:
 		--load packaging/rpm/macros.debian \
 		--define "_topdir $(CURDIR)/build/rpm" packaging/rpm/pam_pykeyinit.spec
 	cp build/rpm/RPMS/noarch/pam_pykeyinit-$(VERSION)-1.noarch.rpm dist/
+
+# A Debian 12 guest with the fresh .deb installed by apt, booted with qemu,
+# logins run inside; its report is asserted by tests/vm (see README.md).
+vm-test: deb venv
+	$(call apt_install,$(VM_PACKAGES))
+	bash tools/vm/run.sh dist/libpam-pykeyinit_$(VERSION)_all.deb
+	$(VENV)/bin/python -m pytest -m vm tests/vm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist
