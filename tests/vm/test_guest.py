@@ -8,7 +8,6 @@ printed on the serial console in build/vm/report.json.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
