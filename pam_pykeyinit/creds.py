@@ -41,7 +41,7 @@ RESTORE_TRIES = 2
 class Switch:
     """Snapshot the thread's IDs on entry; restore and verify them on exit.
 
-    Use as ``with Switch(kernel) as sw: sw.real_uid(uid) ...``; leaving the
+    Use as ``with Switch(kernel) as sw: sw.take(uid, gid) ...``; leaving the
     block never raises: what could not be restored is in ``restore_failures``
     as log-ready sentences, for the caller to log and turn into its code.
     """
@@ -86,6 +86,15 @@ class Switch:
                 f"the caller's IDs are {got} (real, effective, saved, fs; uids then"
                 f" gids) after restoring, expected {(self.uids, self.gids)}"
             )
+
+    def take(self, uid: int, gid: int, effective: bool = False) -> None:
+        """Move the real (or effective) gid, then uid, to the user's where
+        they differ from the entry IDs: pam_keyinit's order and test."""
+        slot = 1 if effective else 0
+        if gid != self.gids[slot]:
+            (self.effective_gid if effective else self.real_gid)(gid)
+        if uid != self.uids[slot]:
+            (self.effective_uid if effective else self.real_uid)(uid)
 
     def real_gid(self, gid: int) -> None:
         r, _, _ = self._kernel.getresgid()

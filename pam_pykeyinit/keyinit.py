@@ -77,13 +77,9 @@ def do_keyinit(ctx: Context, opts: Options, error_ret: int) -> int:
     if sw is None:
         return error_ret
     with sw:
-        old_uid, old_gid = sw.uids[0], sw.gids[0]
-        log.debug(f"UID:{uid} [{old_uid}]  GID:{gid} [{old_gid}]")
+        log.debug(f"UID:{uid} [{sw.uids[0]}]  GID:{gid} [{sw.gids[0]}]")
         try:
-            if gid != old_gid:
-                sw.real_gid(gid)
-            if uid != old_uid:
-                sw.real_uid(uid)
+            sw.take(uid, gid)
         except KernelError as err:
             _report(ctx, err, f'taking the real IDs of "{user}" (uid {uid}, gid {gid})')
             ret = error_ret
@@ -144,13 +140,9 @@ def kill_keyrings(ctx: Context, error_ret: int) -> int:
     if sw is None:
         return error_ret
     with sw:
-        old_euid, old_egid = sw.uids[1], sw.gids[1]
-        log.debug(f"REVOKE {serial} UID:{uid} [{old_euid}]  GID:{gid} [{old_egid}]")
+        log.debug(f"REVOKE {serial} UID:{uid} [{sw.uids[1]}]  GID:{gid} [{sw.gids[1]}]")
         try:
-            if gid != old_egid:
-                sw.effective_gid(gid)
-            if uid != old_euid:
-                sw.effective_uid(uid)
+            sw.take(uid, gid, effective=True)
         except KernelError as err:
             _report(ctx, err, f"taking the effective IDs uid {uid}, gid {gid} to revoke")
             ret = error_ret

@@ -121,6 +121,34 @@ class Result:
         return "\n".join(entry["text"] for entry in self.logs)
 
 
+def captured(cmd: list[str], capture_dir: Path | None) -> tuple[list[str], Path | None]:
+    """``cmd`` run inside logcapture.py when ``capture_dir`` is given, and the
+    file its syslog datagrams will be written to."""
+    if capture_dir is None:
+        return cmd, None
+    out = capture_dir / f"log-{secrets.token_hex(4)}.json"
+    wrapper = ["unshare", "--mount", "/usr/bin/python3", str(TOOLS / "logcapture.py"), str(out)]
+    return [*wrapper, "--", *cmd], out
+
+
+def read_capture(out: Path | None) -> list[dict] | None:
+    return json.loads(out.read_text()) if out is not None else None
+
+
+def system(*cmd: str) -> str:
+    """Run a system tool with Debian's PATH (not a virtualenv's or pyenv's
+    python3 first); its stdout, or an assertion error with its output."""
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
 def pamtester(
     service: str,
     user: str,
@@ -139,22 +167,9 @@ def pamtester(
     if caller is not None:
         cmd = ["setpriv", f"--reuid={caller[0]}", f"--regid={caller[1]}", "--clear-groups", *cmd]
     cmd = [*(prefix or []), *cmd]
-    logs = None
-    if capture_dir is not None:
-        out = capture_dir / f"log-{secrets.token_hex(4)}.json"
-        cmd = [
-            "unshare",
-            "--mount",
-            "/usr/bin/python3",
-            str(TOOLS / "logcapture.py"),
-            str(out),
-            "--",
-            *cmd,
-        ]
+    cmd, out = captured(cmd, capture_dir)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
-    if capture_dir is not None:
-        logs = json.loads(out.read_text())
-    return Result(proc, logs)
+    return Result(proc, read_capture(out))
 
 
 SERIAL = re.compile(r"\b\d{5,}\b")
@@ -236,24 +251,12 @@ def harness(
 ) -> HarnessResult:
     """Run pamharness WORDS, behind ``prefix`` (setpriv, seccomp_fail...)."""
     cmd = [*(prefix or []), str(tools.harness), *words]
-    out = None
-    if capture_dir is not None:
-        out = capture_dir / f"log-{secrets.token_hex(4)}.json"
-        cmd = [
-            "unshare",
-            "--mount",
-            "/usr/bin/python3",
-            str(TOOLS / "logcapture.py"),
-            str(out),
-            "--",
-            *cmd,
-        ]
+    cmd, out = captured(cmd, capture_dir)
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=300, env=full_env, input=stdin
     )
-    logs = json.loads(out.read_text()) if out is not None else None
-    return HarnessResult(proc, logs)
+    return HarnessResult(proc, read_capture(out))
 
 
 def key_users(uid: int) -> tuple[int, int, int]:

@@ -75,7 +75,7 @@ THREAD_WATCH = """
     t = threading.Thread(target=watch)
     t.start()
     time.sleep(0.01)
-    for _ in range(200):
+    for _ in range(50):
         CHANGE
     stop.set(); t.join()
     print(json.dumps(sorted(seen)))
@@ -88,9 +88,9 @@ def test_switches_change_only_the_calling_thread(child):
         "CHANGE",
         """
         with Switch(k) as sw:
-            sw.real_gid(47099)
-            sw.real_uid(47011)
+            sw.take(47011, 47099)
             assert os.getresuid()[0] == 47011
+            time.sleep(0.002)  # hold the switch long enough to be seen
     """.strip().replace("\n", "\n        "),
     )
     assert child(code) == [[[0, 0, 0], [0, 0, 0]]]
@@ -100,7 +100,9 @@ def test_the_watch_does_see_glibc_process_wide_changes(child):
     # The same watch against os.setresuid (glibc's broadcast to every
     # thread): proves the test above can fail.
     require_root()
-    code = THREAD_WATCH.replace("CHANGE", "os.setresuid(47011, 0, 0); os.setresuid(0, 0, 0)")
+    code = THREAD_WATCH.replace(
+        "CHANGE", "os.setresuid(47011, 0, 0); time.sleep(0.002); os.setresuid(0, 0, 0)"
+    )
     assert [[47011, 0, 0], [0, 0, 0]] in child(code)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ...conftest import require, require_root
-from ...pamlib import REPO, Service, Users, pamtester
+from ...pamlib import REPO, Service, Users, pamtester, system
 
 pytestmark = [pytest.mark.root, pytest.mark.packaging]
 PACKAGE = "libpam-pykeyinit"
@@ -43,22 +43,10 @@ def digest() -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in STATE if p.is_file()}
 
 
-def sh(*cmd: str) -> str:
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
 @pytest.fixture(scope="module")
 def deb() -> Path:
     require_root()
-    sh("make", "-C", str(REPO), "deb")
+    system("make", "-C", str(REPO), "deb")
     debs = sorted((REPO / "dist").glob(f"{PACKAGE}_*_all.deb"))
     assert debs
     return debs[-1]
@@ -73,9 +61,9 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
     probe.chmod(0o755)
     services: list[Service] = []
     try:
-        sh("apt-get", "install", "-y", "-q", str(deb))
+        system("apt-get", "install", "-y", "-q", str(deb))
         # the package's files and symlinks (its folders are shared with others)
-        files = [Path(f) for f in sh("dpkg", "-L", PACKAGE).split() if not Path(f).is_dir()]
+        files = [Path(f) for f in system("dpkg", "-L", PACKAGE).split() if not Path(f).is_dir()]
         assert Path("/lib/security/pam_pykeyinit.py").resolve() == Path(
             "/usr/lib/python3/dist-packages/pam_pykeyinit/pam_module.py"
         )
@@ -89,7 +77,7 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
             "installing must not change the PAM stacks (Default: no)"
         )
 
-        sh("pam-auth-update", "--package", "--enable", "pykeyinit")
+        system("pam-auth-update", "--package", "--enable", "pykeyinit")
         session = Path("/etc/pam.d/common-session").read_text()
         assert PROFILE_LINE in session
         assert PROFILE_LINE not in Path("/etc/pam.d/common-session-noninteractive").read_text()
@@ -111,10 +99,10 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
             assert f"s=keyring;{uid};{gid};3f030000;_ses" in res.probes, res.probes
             assert "s=keyctl_describe: Key has been revoked" in res.probes
 
-        sh("pam-auth-update", "--package", "--disable", "pykeyinit")
+        system("pam-auth-update", "--package", "--disable", "pykeyinit")
         assert PROFILE_LINE not in Path("/etc/pam.d/common-session").read_text()
-        sh("apt-get", "remove", "-y", "-q", PACKAGE)
-        sh("dpkg", "--purge", PACKAGE)  # apt forgets a package without conffiles at remove
+        system("apt-get", "remove", "-y", "-q", PACKAGE)
+        system("dpkg", "--purge", PACKAGE)  # apt forgets a package without conffiles at remove
         left = [f for f in files if f.exists() or f.is_symlink()]
         assert left == [], left
         assert not Path("/usr/lib/python3/dist-packages/pam_pykeyinit").exists()

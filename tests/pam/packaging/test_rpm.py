@@ -18,40 +18,28 @@ from pathlib import Path
 import pytest
 
 from ...conftest import require_root
-from ...pamlib import REPO, Users, pamtester
+from ...pamlib import REPO, Users, pamtester, system
 
 pytestmark = [pytest.mark.root, pytest.mark.packaging]
-
-
-def sh(*cmd: str) -> str:
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-    )
-    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
 def rpm() -> Path:
     require_root()
-    sh("make", "-C", str(REPO), "rpm")
+    system("make", "-C", str(REPO), "rpm")
     rpms = sorted((REPO / "dist").glob("pam_pykeyinit-*.noarch.rpm"))
     assert rpms
     return rpms[-1]
 
 
 def test_contents_and_no_scriptlets(rpm):
-    files = sh("rpm", "-qlp", str(rpm)).split()
+    files = system("rpm", "-qlp", str(rpm)).split()
     assert "/usr/lib/security/pam_pykeyinit.py" in files
     assert any(f.endswith("/pam_pykeyinit/keyinit.py") for f in files)
     assert "/usr/share/man/man8/pam_pykeyinit.8" in files
-    assert sh("rpm", "-qp", "--qf", "%{ARCH}", str(rpm)) == "noarch"
-    assert sh("rpm", "-qp", "--scripts", str(rpm)).strip() == ""
-    assert "pam_python" in sh("rpm", "-qp", "--requires", str(rpm)).split()
+    assert system("rpm", "-qp", "--qf", "%{ARCH}", str(rpm)) == "noarch"
+    assert system("rpm", "-qp", "--scripts", str(rpm)).strip() == ""
+    assert "pam_python" in system("rpm", "-qp", "--requires", str(rpm)).split()
 
 
 def test_payload_runs_as_a_module(rpm, probe, service, users):
