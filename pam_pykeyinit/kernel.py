@@ -8,7 +8,7 @@ KernelError that names the call and its errno.
 Credentials are changed with raw ``syscall()`` so that only the calling
 thread changes: glibc's setresuid() wrapper broadcasts the change to every
 thread of the process (the "setxid" signal dance), which is what Red Hat
-bz 1997969 fixed in pam_keyinit 1.5.3. Python's os.setresuid() is that
+bz 1997969 fixed in pam_keyinit 1.5.3. Python's os.setresuid is that
 wrapper, so it is never used.
 
 An architecture without a checked table fails closed: load() raises

@@ -28,8 +28,11 @@ class ThreadState(_local):
 
 
 class ProcessState:
-    """Per process. Updates happen under the GIL (pam_python runs handlers
-    with it held), so the counter needs no lock of its own."""
+    """Per process. The counter is changed only inside handlers, one
+    Python statement at a time in the one interpreter pam_python keeps per
+    process; C uses an _Atomic int. (Debian's pam_python does not take the
+    GIL per call, so PAM calls from two threads at the same moment are
+    unsafe for any pam_python module, this one included.)"""
 
     def __init__(self) -> None:
         self.session_counter = 0
