@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from ...conftest import require
 from ...pamlib import Users, key_users, pamtester
 
 KERNEL = os.uname().release
@@ -66,8 +67,11 @@ def test_comes_into_existence_on_first_access(spec, runner_session_keyring, fres
     user keyring, the user-session-keyring(7), or the session-keyring(7).'
     and 'If a user keyring does not exist when it is accessed, it will be
     created.'"""
-    if spec == "@s" and runner_session_keyring != "_uid_ses.0":
-        pytest.skip(f"the runner has a session keyring of its own ({runner_session_keyring})")
+    if spec == "@s":
+        require(
+            runner_session_keyring == "_uid_ses.0",
+            f"the runner has a session keyring of its own ({runner_session_keyring})",
+        )
     uid = fresh_uid
     assert key_users(uid) == (0, 0, 0)
     as_uid(uid, "keyctl", "rdescribe", spec)
