@@ -1,5 +1,5 @@
 """PAM return codes and flags, spelled and numbered as in Linux-PAM's
-<security/_pam_types.h>. tests/unit/test_pamconst.py compares every value
+<security/_pam_types.h>. tests/unit/test_headers.py compares every value
 with the installed header, so the pure logic needs no pamh to name a code."""
 
 PAM_SUCCESS = 0
