@@ -37,7 +37,7 @@ def install_tree(dest: Path) -> Path:
         os.chmod(folder, 0o755)
     # Byte-compiled by the interpreter pam_python embeds, as Debian's
     # py3compile does for an installed package (pam_python writes none).
-    run(["/usr/bin/python3", "-m", "compileall", "-q", str(lib)])
+    system("/usr/bin/python3", "-m", "compileall", "-q", str(lib))
     return lib / "pam_module.py"
 
 
@@ -62,22 +62,20 @@ class Users:
 
     def __init__(self) -> None:
         self.remove()
-        run(["groupadd", "-g", str(self.GID_GID), self.GID_GROUP])
-        run(
-            [
-                "useradd",
-                "-M",
-                "-N",
-                "-s",
-                "/bin/sh",
-                "-u",
-                str(self.GID_UID),
-                "-g",
-                str(self.GID_GID),
-                self.GID_USER,
-            ]
+        system("groupadd", "-g", str(self.GID_GID), self.GID_GROUP)
+        system(
+            "useradd",
+            "-M",
+            "-N",
+            "-s",
+            "/bin/sh",
+            "-u",
+            str(self.GID_UID),
+            "-g",
+            str(self.GID_GID),
+            self.GID_USER,
         )
-        run(["useradd", "-M", "-U", "-s", "/bin/sh", "-u", str(self.PEER_UID), self.PEER])
+        system("useradd", "-M", "-U", "-s", "/bin/sh", "-u", str(self.PEER_UID), self.PEER)
 
     def remove(self) -> None:
         for user in (self.GID_USER, self.PEER):
@@ -85,16 +83,12 @@ class Users:
                 pwd.getpwnam(user)
             except KeyError:
                 continue
-            run(["userdel", user])
+            system("userdel", user)
         try:
             grp.getgrnam(self.GID_GROUP)
-            run(["groupdel", self.GID_GROUP])
+            system("groupdel", self.GID_GROUP)
         except KeyError:
             pass
-
-
-def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
 
 
 # Starting keyrings: how the process that runs pamtester begins.
@@ -216,11 +210,11 @@ class Tools:
         self.failinject = dest / "failinject.so"
         self.seccomp_fail = dest / "seccomp_fail"
         cc = ["gcc", "-Wall", "-Wextra", "-Werror", "-O2"]
-        run([*cc, "-o", str(self.harness), str(src / "pamharness.c"), "-lpam", "-lpthread"])
-        run(
-            [*cc, "-shared", "-fPIC", "-o", str(self.failinject), str(src / "failinject.c"), "-ldl"]
+        system(*cc, "-o", str(self.harness), str(src / "pamharness.c"), "-lpam", "-lpthread")
+        system(
+            *cc, "-shared", "-fPIC", "-o", str(self.failinject), str(src / "failinject.c"), "-ldl"
         )
-        run([*cc, "-o", str(self.seccomp_fail), str(src / "seccomp_fail.c")])
+        system(*cc, "-o", str(self.seccomp_fail), str(src / "seccomp_fail.c"))
 
 
 class HarnessResult:
