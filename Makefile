@@ -9,13 +9,13 @@ APT_PACKAGES := libpam-python pamtester keyutils libpam-modules libpam0g-dev gcc
 DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-linux
 DEB_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
 	python3-docutils lintian
-RPM_PACKAGES := rpm python3-pip python3-setuptools python3-wheel python3-docutils
+RPM_PACKAGES := rpm rpm2cpio cpio python3-pip python3-setuptools python3-wheel python3-docutils
 VM_PACKAGES := debootstrap qemu-system-x86 cpio
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init__.py)
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check deps apt-deps venv lint test demo bench deb rpm vm-test clean
+.PHONY: all check deps apt-deps venv lint test bytecode demo bench deb rpm vm-test clean
 
 all: check
 
@@ -51,12 +51,22 @@ test: deps
 
 check: deps lint test
 
-demo:
+# Byte-compile the checkout's package with the interpreter pam_python embeds,
+# as py3compile does for the installed package: pam_python writes no
+# bytecode, so without this every login compiles every module (make bench
+# shows the cost). umask 022: the loader refuses a writable __pycache__.
+bytecode:
+	$(call apt_install,libpam-python)
+	umask 022 && interpreter=$$($(PYTHON) -c 'from pam_pykeyinit import host; \
+		so = host.pam_python(); print((so and host.embedded_python(so)) or "$(PYTHON)")') && \
+		$$interpreter -m compileall -q pam_pykeyinit
+
+demo: bytecode
 	$(call apt_install,$(DEMO_PACKAGES))
 	bash tools/demo.sh
 
 bench: deps
-	$(VENV)/bin/python tools/bench.py
+	$(PYTHON) tools/bench.py
 
 # dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
 # a copy of the source tree under build/ (the top level stays as it is).

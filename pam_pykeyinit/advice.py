@@ -1,17 +1,19 @@
-"""What an administrator can do about a failed call, keyed on its errno.
+"""What an administrator can do about a failed call, keyed on its fields.
 
-Kept apart from the logic so that every failure line carries the same
-advice, and from log.py so that the advice can be tested as plain text.
-References: keyctl(2) ERRORS, keyrings(7) "Quotas", capabilities(7).
+Imported on failure only (keyinit._report), never on a good login. The
+advice is chosen from KernelError's ``call`` and ``errno`` (and, for keyctl,
+its operation), never from the text of the error.
+References: keyctl(2) ERRORS, keyrings(7) "Quotas", capabilities(7),
+persistent-keyring(7).
 """
 
 from __future__ import annotations
 
 import errno
 
-from .kernel import KernelError
+from .kernel import KEYCTL, KernelError
 
-_KEYCTL = {
+KEYCTL_ADVICE = {
     errno.EDQUOT: "the user's key quota is full: compare /proc/key-users with"
     " kernel.keys.maxkeys and kernel.keys.maxbytes (sysctl) and raise them or"
     " clear stale keys",
@@ -28,17 +30,18 @@ _KEYCTL = {
     " has expired: add 'force' to replace it",
     errno.ENOMEM: "the kernel is out of memory for keys",
 }
-_CREDS = {
+CREDENTIAL_ADVICE = {
     errno.EPERM: "the calling process may not take this user's IDs (no"
     " CAP_SETUID/CAP_SETGID): run the PAM application as root, or open"
     " sessions only for the caller's own user",
     errno.EINVAL: "the user's uid or gid is not valid in this user namespace",
 }
+FALLBACK = "see the errno in keyctl(2) or setresuid(2)"
 
 
 def for_error(err: KernelError) -> str:
-    table = _KEYCTL if err.call.startswith("keyctl") else _CREDS
-    return table.get(err.errno or 0, "see the errno in keyctl(2) or setresuid(2)")
+    table = KEYCTL_ADVICE if err.call == KEYCTL else CREDENTIAL_ADVICE
+    return table.get(err.errno or 0, FALLBACK)
 
 
 def describe(err: KernelError, doing: str) -> str:

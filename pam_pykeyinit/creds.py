@@ -24,8 +24,6 @@ key quota for longer: 1,000 quick open/close cycles in one process reached
 EDQUOT with a few more commits per call than pam_keyinit makes.
 """
 
-from __future__ import annotations
-
 from .kernel import UNCHANGED, KernelError
 
 TYPE_CHECKING = False
@@ -33,35 +31,38 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from .types import Ids, KernelLike
+    from .interfaces import Ids, KernelLike
 
 RESTORE_TRIES = 2
+# Which IDs Switch.take moves: indexes into (real, effective, saved).
+REAL = 0
+EFFECTIVE = 1
 
 
 class Switch:
     """Snapshot the thread's IDs on entry; restore and verify them on exit.
 
-    Use as ``with Switch(kernel) as sw: sw.take(uid, gid) ...``; leaving the
+    Use as ``with Switch(kernel) as sw: sw.take(uid, gid, REAL) ...``; leaving the
     block never raises: what could not be restored is in ``restore_failures``
     as log-ready sentences, for the caller to log and turn into its code.
     """
 
-    def __init__(self, kernel: KernelLike) -> None:
+    def __init__(self, kernel: "KernelLike") -> None:
         self._kernel = kernel
         # (real, effective, saved, fs) for uids, then for gids
         self.uids, self.gids = kernel.thread_ids()
         self._uid_moved = False
         self._gid_moved = False
-        self.restore_failures: list[str] = []
+        self.restore_failures: "list[str]" = []
 
-    def __enter__(self) -> Switch:
+    def __enter__(self) -> "Switch":
         return self
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: "type[BaseException] | None",
+        exc: "BaseException | None",
+        tb: "TracebackType | None",
     ) -> None:
         if not (self._uid_moved or self._gid_moved):
             return
@@ -87,42 +88,40 @@ class Switch:
                 f" gids) after restoring, expected {(self.uids, self.gids)}"
             )
 
-    def take(self, uid: int, gid: int, effective: bool = False) -> None:
-        """Move the real (or effective) gid, then uid, to the user's where
-        they differ from the entry IDs: pam_keyinit's order and test."""
-        slot = 1 if effective else 0
+    def take(self, uid: int, gid: int, slot: int = REAL) -> None:
+        """Move the REAL or EFFECTIVE gid, then uid, to the user's where they
+        differ from the entry IDs: pam_keyinit's order and test."""
+        k = self._kernel
         if gid != self.gids[slot]:
-            (self.effective_gid if effective else self.real_gid)(gid)
+            self._move(k.setresgid, k.getresgid, slot, gid)
+            self._gid_moved = True
         if uid != self.uids[slot]:
-            (self.effective_uid if effective else self.real_uid)(uid)
+            self._move(k.setresuid, k.getresuid, slot, uid)
+            self._uid_moved = True
 
-    def real_gid(self, gid: int) -> None:
-        r, _, _ = self._kernel.getresgid()
-        self._kernel.setresgid(gid, UNCHANGED, r)
-        self._gid_moved = True
-
-    def real_uid(self, uid: int) -> None:
-        r, _, _ = self._kernel.getresuid()
-        self._kernel.setresuid(uid, UNCHANGED, r)
-        self._uid_moved = True
-
-    def effective_gid(self, gid: int) -> None:
-        _, e, _ = self._kernel.getresgid()
-        self._kernel.setresgid(UNCHANGED, gid, e)
-        self._gid_moved = True
-
-    def effective_uid(self, uid: int) -> None:
-        _, e, _ = self._kernel.getresuid()
-        self._kernel.setresuid(UNCHANGED, uid, e)
-        self._uid_moved = True
+    @staticmethod
+    def _move(
+        setres: "Callable[[int, int, int], None]",
+        getres: "Callable[[], tuple[int, int, int]]",
+        slot: int,
+        value: int,
+    ) -> None:
+        # setres[ug]id(value, -1, old real) or (-1, value, old effective):
+        # the displaced ID is parked in the saved slot, so the way back is
+        # allowed even without CAP_SETUID (setresuid(2): an unprivileged
+        # process may set any ID to its current real, effective or saved one).
+        current = getres()
+        ids = [UNCHANGED, UNCHANGED, current[slot]]
+        ids[slot] = value
+        setres(*ids)
 
     def _restore(
         self,
         kind: str,
-        want: Ids,
-        setres: Callable[[int, int, int], None],
-        getres: Callable[[], tuple[int, int, int]],
-        setfs: Callable[[int], int],
+        want: "Ids",
+        setres: "Callable[[int, int, int], None]",
+        getres: "Callable[[], tuple[int, int, int]]",
+        setfs: "Callable[[int], int]",
     ) -> bool:
         r, e, s, fs = want
         try:

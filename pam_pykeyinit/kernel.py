@@ -1,9 +1,11 @@
-"""The one boundary between pam_pykeyinit and the kernel.
+"""The one boundary between pam_pykeyinit and libc: system calls and syslog.
 
-Everything that crosses into C lives here: the ctypes handle on libc, the
-system call table per architecture, the keyctl constants spelled as in
-<linux/keyctl.h>, and the single place where a failed call becomes a
-KernelError that names the call and its errno.
+Everything that crosses into C lives here: the foreign functions built on
+_ctypes, the system call table per architecture, the keyctl constants
+spelled as in <linux/keyctl.h>, each keyring operation as a method next to
+the keyctl(2) call it makes, and the single place (Kernel._call) where a
+failed call becomes a KernelError carrying the call, its arguments and the
+errno as fields.
 
 Credentials are changed with raw ``syscall()`` so that only the calling
 thread changes: glibc's setresuid() wrapper broadcasts the change to every
@@ -22,10 +24,7 @@ to 0.5 ms (ctypes/__init__, struct and _endian make the difference).
 tests/kernel/test_boundary.py checks these types against ctypes' own.
 """
 
-from __future__ import annotations
-
 import _ctypes
-import errno as _errno
 import os
 import sys
 
@@ -55,7 +54,7 @@ _PPC64 = {SETRESUID: 164, SETRESGID: 169, SETFSUID: 138, SETFSGID: 139, KEYCTL: 
 # s390x: arch/s390/kernel/syscalls/syscall.tbl (64-bit names, 32-bit-era numbers)
 _S390X = {SETRESUID: 208, SETRESGID: 210, SETFSUID: 215, SETFSGID: 216, KEYCTL: 280}
 
-TABLES: dict[str, dict[str, int]] = {
+TABLES: "dict[str, dict[str, int]]" = {
     "x86_64-linux-gnu": _X86_64,
     "i386-linux-gnu": _I386,
     "arm-linux-gnueabihf": _ARMHF,
@@ -82,14 +81,14 @@ _FALLBACK = {
 }
 
 
-def abi_name(multiarch: str | None, machine: str, pointer_size: int) -> str:
+def abi_name(multiarch: "str | None", machine: str, pointer_size: int) -> str:
     """The table key for this process, or a description of it if unknown."""
     if multiarch:
         return multiarch
     return _FALLBACK.get((machine, pointer_size), f"{machine} ({pointer_size * 8}-bit)")
 
 
-def table_for(abi: str) -> dict[str, int] | None:
+def table_for(abi: str) -> "dict[str, int] | None":
     """The numbers for ``abi``, or None: the caller must fail closed."""
     return TABLES.get(abi)
 
@@ -102,17 +101,23 @@ KEY_SPEC_SESSION_KEYRING = -3
 KEY_SPEC_USER_KEYRING = -4
 KEY_SPEC_USER_SESSION_KEYRING = -5
 
-# <linux/keyctl.h>: keyctl operations used by the module
+# <linux/keyctl.h>: the keyctl operations used here
 KEYCTL_GET_KEYRING_ID = 0
 KEYCTL_JOIN_SESSION_KEYRING = 1
 KEYCTL_REVOKE = 3
+KEYCTL_DESCRIBE = 6
 KEYCTL_LINK = 8
+KEYCTL_READ = 11
+KEYCTL_GET_PERSISTENT = 22
 
 KEYCTL_NAMES = {
     KEYCTL_GET_KEYRING_ID: "KEYCTL_GET_KEYRING_ID",
     KEYCTL_JOIN_SESSION_KEYRING: "KEYCTL_JOIN_SESSION_KEYRING",
     KEYCTL_REVOKE: "KEYCTL_REVOKE",
+    KEYCTL_DESCRIBE: "KEYCTL_DESCRIBE",
     KEYCTL_LINK: "KEYCTL_LINK",
+    KEYCTL_READ: "KEYCTL_READ",
+    KEYCTL_GET_PERSISTENT: "KEYCTL_GET_PERSISTENT",
 }
 KEY_SPEC_NAMES = {
     KEY_SPEC_THREAD_KEYRING: "KEY_SPEC_THREAD_KEYRING",
@@ -127,37 +132,69 @@ KEY_SPEC_NAMES = {
 UNCHANGED = -1
 
 
-def _four(fields: list[bytes]) -> Ids:
-    r, e, s, fs = (int(x) for x in fields)
-    return r, e, s, fs
-
-
 class KernelError(OSError):
-    """A system call failed; ``call`` says which one, with its arguments."""
+    """A system call failed.
 
-    def __init__(self, call: str, err: int) -> None:
+    Fields: ``call`` (the system call's name, e.g. "keyctl" or
+    "setresuid"), ``arguments`` (the integer arguments it was given; for
+    keyctl the operation first; a buffer and its length are left out) and
+    ``errno``. Display and advice are derived from these fields, never from
+    the text.
+    """
+
+    def __init__(self, call: str, arguments: "tuple[int, ...]", err: int) -> None:
         super().__init__(err, os.strerror(err))
         self.call = call
+        self.arguments = arguments
+
+    @property
+    def op(self) -> "int | None":
+        """The keyctl operation, or None for other calls."""
+        return self.arguments[0] if self.call == KEYCTL and self.arguments else None
 
     @property
     def errno_name(self) -> str:
-        return _errno.errorcode.get(self.errno or 0, f"errno {self.errno}")
+        import errno  # on failure only: errno is one more import for every login
+
+        return errno.errorcode.get(self.errno or 0, f"errno {self.errno}")
+
+    def shown_call(self) -> str:
+        """The call as C would spell it, e.g. keyctl(KEYCTL_LINK, KEY_SPEC_USER_KEYRING, ...)."""
+        if self.call == KEYCTL and self.arguments:
+            op, *rest = self.arguments
+            shown = [KEYCTL_NAMES.get(op, str(op))] + [KEY_SPEC_NAMES.get(a, str(a)) for a in rest]
+        else:
+            shown = [str(a) for a in self.arguments]
+        return f"{self.call}({', '.join(shown)})"
 
     def __str__(self) -> str:
-        return f"{self.call} failed: {self.errno_name} ({self.strerror})"
+        return f"{self.shown_call()} failed: {self.errno_name} ({self.strerror})"
 
 
 class UnsupportedABI(Exception):
     """No checked system call table for this process's architecture."""
 
 
+class KeyDescription:
+    """KEYCTL_DESCRIBE's "type;uid;gid;perm;description" (keyctl_describe(3))."""
+
+    __slots__ = ("description", "gid", "perm", "type", "uid")
+
+    def __init__(self, text: str) -> None:
+        # The description itself may contain ';': split off the four fields.
+        kind, uid, gid, perm, self.description = text.split(";", 4)
+        self.type = kind
+        self.uid, self.gid, self.perm = int(uid), int(gid), int(perm, 16)
+
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ctypes import _SimpleCData
+    from ctypes import Array, _SimpleCData
+    from ctypes import c_char as c_char
     from ctypes import c_int as c_int
     from ctypes import c_long as c_long
 
-    from .types import Ids
+    from .interfaces import Ids
 else:
     _SimpleCData = _ctypes._SimpleCData
 
@@ -166,6 +203,9 @@ else:
 
     class c_int(_SimpleCData):  # as ctypes.c_int
         _type_ = "i"
+
+    class c_char(_SimpleCData):  # as ctypes.c_char
+        _type_ = "c"
 
 
 class CFunction(_ctypes.CFuncPtr):
@@ -176,96 +216,161 @@ class CFunction(_ctypes.CFuncPtr):
 
 
 # The foreign ABI as data: libc function -> result type (None: void).
-# Arguments are passed as explicit c_long/c_int or bytes; both functions
-# are variadic, so no argtypes are declared.
-LIBC_FUNCTIONS: dict[str, type[_SimpleCData[int]] | None] = {
+# Arguments are passed as explicit c_long/c_int, bytes or c_char arrays;
+# both functions are variadic, so no argtypes are declared.
+LIBC_FUNCTIONS: "dict[str, type[_SimpleCData[int]] | None]" = {
     "syscall": c_long,
     "syslog": None,
 }
 
 
-class _GlobalSymbols:
-    """dlopen(NULL): the symbols already mapped into the host process,
-    libc's among them, as ctypes.CDLL(None) has them."""
-
-    def __init__(self) -> None:
-        # typeshed leaves out None, which dlopen(3) takes as NULL
-        self._handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]
-
-
-def _arg(value: int) -> str:
-    return KEY_SPEC_NAMES.get(value, str(value))
-
-
 class Kernel:
     """Typed system calls on one libc handle and one syscall table."""
 
-    def __init__(self, syscall: CFunction, table: dict[str, int]) -> None:
+    def __init__(self, syscall: "CFunction", table: "dict[str, int]") -> None:
         self._syscall = syscall
         self._nr = table
 
-    def _call(self, name: str, shown: str, *args: int) -> int:
+    def _call(self, name: str, *args: int, buffer: "Array[c_char] | None" = None) -> int:
         # syscall(2) is variadic; every argument is passed as a C long, which
-        # is how the kernel reads register arguments on every listed ABI.
-        ret = self._syscall(c_long(self._nr[name]), *(c_long(a) for a in args))
+        # is how the kernel reads register arguments on every listed ABI. A
+        # buffer (a c_char array) follows as its address and its length.
+        cargs: "list[object]" = [c_long(a) for a in args]
+        if buffer is not None:
+            cargs += [buffer, c_long(len(buffer))]
+        ret = self._syscall(c_long(self._nr[name]), *cargs)
         if ret == -1:
-            raise KernelError(shown, _ctypes.get_errno())
+            raise KernelError(name, args, _ctypes.get_errno())
         return int(ret)
 
-    def keyctl(self, op: int, *args: int) -> int:
-        shown = ", ".join([KEYCTL_NAMES.get(op, str(op))] + [_arg(a) for a in args])
-        return self._call(KEYCTL, f"keyctl({shown})", op, *args)
+    # -- keyrings: one keyctl(2) operation each (keyctl(2), keyrings(7)) ----
+    def get_keyring_id(self, special: int, create: bool = False) -> int:
+        """KEYCTL_GET_KEYRING_ID: the serial behind a special ID. Without
+        ``create``, @s of a process that has none is its user-session
+        keyring (_uid_ses.<ruid>, user-session-keyring(7))."""
+        return self._call(KEYCTL, KEYCTL_GET_KEYRING_ID, special, int(create))
 
+    def join_session_keyring(self) -> int:
+        """KEYCTL_JOIN_SESSION_KEYRING with NULL: a new anonymous ``_ses``
+        keyring owned by the caller's real uid and gid becomes this thread's
+        @s (session-keyring(7)). Returns its serial."""
+        return self._call(KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, 0)
+
+    def link(self, key: int, keyring: int) -> None:
+        """KEYCTL_LINK; linking @u (_uid.<ruid>, created if missing) into @s
+        makes searches of the session keyring reach the user's keys
+        (user-keyring(7))."""
+        self._call(KEYCTL, KEYCTL_LINK, key, keyring)
+
+    def revoke(self, serial: int) -> None:
+        """KEYCTL_REVOKE: every later use of the keyring fails with EKEYREVOKED."""
+        self._call(KEYCTL, KEYCTL_REVOKE, serial)
+
+    def get_persistent(self, uid: int, keyring: int) -> int:
+        """KEYCTL_GET_PERSISTENT: link _persistent.<uid> into ``keyring`` and
+        push its expiry out by kernel.keys.persistent_keyring_expiry
+        (persistent-keyring(7)); EOPNOTSUPP without
+        CONFIG_PERSISTENT_KEYRINGS. Returns its serial."""
+        return self._call(KEYCTL, KEYCTL_GET_PERSISTENT, uid, keyring)
+
+    def describe(self, key: int) -> "KeyDescription":
+        """KEYCTL_DESCRIBE (keyctl_describe(3)); EKEYREVOKED or EKEYEXPIRED
+        for a revoked or expired key."""
+        size = 256
+        while True:
+            buf = (c_char * size)()
+            need = self._call(KEYCTL, KEYCTL_DESCRIBE, key, buffer=buf)
+            if need <= size:
+                return KeyDescription(buf.value.decode("utf-8", "replace"))
+            size = need
+
+    def read_keyring(self, keyring: int) -> "list[int]":
+        """KEYCTL_READ on a keyring: the serials linked in it."""
+        size = 64
+        while True:
+            buf = (c_char * size)()
+            need = self._call(KEYCTL, KEYCTL_READ, keyring, buffer=buf)
+            if need <= size:
+                raw = bytes(buf)[:need]
+                return [
+                    int.from_bytes(raw[i : i + 4], sys.byteorder, signed=True)
+                    for i in range(0, need, 4)
+                ]
+            size = need
+
+    # -- credentials of the calling thread -----------------------------------
     def setresuid(self, ruid: int, euid: int, suid: int) -> None:
-        self._call(SETRESUID, f"setresuid({ruid}, {euid}, {suid})", ruid, euid, suid)
+        self._call(SETRESUID, ruid, euid, suid)
 
     def setresgid(self, rgid: int, egid: int, sgid: int) -> None:
-        self._call(SETRESGID, f"setresgid({rgid}, {egid}, {sgid})", rgid, egid, sgid)
+        self._call(SETRESGID, rgid, egid, sgid)
 
     def setfsuid(self, fsuid: int) -> int:
         # setfsuid(2) never reports failure; it returns the previous fsuid.
-        return self._call(SETFSUID, f"setfsuid({fsuid})", fsuid) & 0xFFFFFFFF
+        return self._call(SETFSUID, fsuid) & 0xFFFFFFFF
 
     def setfsgid(self, fsgid: int) -> int:
-        return self._call(SETFSGID, f"setfsgid({fsgid})", fsgid) & 0xFFFFFFFF
+        return self._call(SETFSGID, fsgid) & 0xFFFFFFFF
 
     # getres[ug]id(2) read the calling thread's credentials; glibc's wrappers
     # are plain system calls (no broadcast), so os's are used as they are.
-    def getresuid(self) -> tuple[int, int, int]:
+    def getresuid(self) -> "tuple[int, int, int]":
         return os.getresuid()
 
-    def getresgid(self) -> tuple[int, int, int]:
+    def getresgid(self) -> "tuple[int, int, int]":
         return os.getresgid()
 
-    def thread_ids(self) -> tuple[Ids, Ids]:
+    def thread_ids(self) -> "tuple[Ids, Ids]":
         """(real, effective, saved, fs) uids and gids of the calling thread.
 
-        Read from /proc/thread-self/status (Linux 3.17): reading the fs IDs
-        with setfs[ug]id(-1) would prepare and drop new credentials each
-        time (see creds.py on why that matters). Without /proc, falls back
-        to exactly that.
+        The fs IDs come from setfs[ug]id(2) with -1, an invalid ID: the
+        call changes nothing and returns the current value. kernel/sys.c's
+        __sys_setfsuid() returns on !uid_valid() before prepare_creds(), so
+        no credentials are made or committed (creds.py says why that
+        matters); reading /proc/thread-self/status instead cost 90 us a
+        read here, four reads a login.
         """
-        try:
-            with open("/proc/thread-self/status", "rb") as f:
-                status = f.read()
-            uid = status.split(b"\nUid:", 1)[1].split(b"\n", 1)[0].split()
-            gid = status.split(b"\nGid:", 1)[1].split(b"\n", 1)[0].split()
-            return _four(uid), _four(gid)
-        except (OSError, IndexError, ValueError):
-            uids, gids = os.getresuid(), os.getresgid()
-            return (*uids, self.setfsuid(UNCHANGED)), (*gids, self.setfsgid(UNCHANGED))
+        (r, e, s), (rg, eg, sg) = os.getresuid(), os.getresgid()
+        return (r, e, s, self.setfsuid(UNCHANGED)), (rg, eg, sg, self.setfsgid(UNCHANGED))
 
 
-_functions: dict[str, CFunction] = {}
-_kernel: Kernel | None = None
+# <syslog.h>
+LOG_AUTHPRIV = 10 << 3
+LOG_ERR = 3
+LOG_WARNING = 4
+LOG_NOTICE = 5
+LOG_DEBUG = 7
 
 
-def libc_function(name: str) -> CFunction:
-    """One function of LIBC_FUNCTIONS, looked up once per process."""
+def clean_line(text: str) -> bytes:
+    """A log line as one C string: a user name may hold anything, so a NUL
+    must never end it early."""
+    return text.replace("\0", "\\0").encode("utf-8", "backslashreplace")
+
+
+def syslog(priority: int, line: str) -> None:
+    """One line through libc's syslog(3) at ``priority`` (a LOG_* level) in
+    LOG_AUTHPRIV. Python's syslog module is not used: its first call runs
+    openlog(), which replaces the host process's identity, options and
+    facility (sshd's later lines would change); a bare syslog(3) call leaves
+    them as the host set them. "%s" is the format: the line itself is never
+    parsed for conversions."""
+    libc_function("syslog")(c_int(LOG_AUTHPRIV | priority), b"%s", clean_line(line))
+
+
+_functions: "dict[str, CFunction]" = {}
+_kernel: "Kernel | None" = None
+
+
+def libc_function(name: str) -> "CFunction":
+    """One function of LIBC_FUNCTIONS, looked up once per process in the
+    symbols already mapped into the host process (dlopen(NULL), as
+    ctypes.CDLL(None) does), libc's among them."""
     fn = _functions.get(name)
     if fn is None:
-        # (name, library): CFuncPtr reads only the library's _handle
-        fn = CFunction((name, _GlobalSymbols()))  # type: ignore[arg-type]
+        # typeshed leaves out None, which dlopen(3) takes as NULL
+        handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]
+        fn = CFunction(_ctypes.dlsym(handle, name))
         fn.restype = LIBC_FUNCTIONS[name]
         _functions[name] = fn
     return fn
@@ -279,7 +384,7 @@ def current_abi() -> str:
     )
 
 
-def load() -> Kernel:
+def load() -> "Kernel":
     """The process's Kernel; raises UnsupportedABI rather than guess."""
     global _kernel
     if _kernel is None:

@@ -1,28 +1,136 @@
-"""The keyinit and revoke logic of pam_keyinit.c, free of pamh and ctypes.
+"""pam_keyinit.c in Python: options, state, keyinit, revoke, the entry points.
 
-Every collaborator arrives in a Context so that unit tests can drive each
-branch with fakes; entry.py builds the real one. Return codes and the order
-of checks follow Linux-PAM's modules/pam_keyinit/pam_keyinit.c (do_keyinit,
-init_keyrings, kill_keyrings); the caller chooses the error code
-(PAM_CRED_ERR from setcred, PAM_SESSION_ERR from the session calls).
+Read top to bottom as Linux-PAM's modules/pam_keyinit/pam_keyinit.c reads:
+the PAM codes, the option words, the per-thread and per-process state, then
+keyinit (do_keyinit, init_keyrings), revoke (kill_keyrings), and at the
+bottom the pam_sm_* functions that pam_module.py hands every call to.
+
+Every decision is made in this file: the setcred flag dispatch, the session
+counter, the guard on revoking, the sticky options, the return codes (the
+caller chooses the error code: PAM_CRED_ERR from setcred, PAM_SESSION_ERR
+from the session calls). The entry points read pamh and build a Context of
+collaborators (kernel, log, thread state, user lookup), so that the unit
+tests drive every branch of the logic with fakes. System calls are in
+kernel.py, the credential switch in creds.py.
 """
 
-from __future__ import annotations
+import _thread
+import pwd
 
-import errno
-
-from . import keyring
-from .creds import Switch
-from .kernel import KernelError
-from .pamconst import PAM_SUCCESS, PAM_USER_UNKNOWN
+from . import kernel
+from .creds import EFFECTIVE, REAL, Switch
+from .kernel import (
+    KEY_SPEC_SESSION_KEYRING,
+    KEY_SPEC_USER_KEYRING,
+    KEY_SPEC_USER_SESSION_KEYRING,
+    KernelError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
-    from .options import Options
-    from .state import ThreadState
-    from .types import KernelLike, LogLike, PasswdLike
+    from .interfaces import KernelLike, LogLike, PasswdLike
+
+    Pamh = Any  # pam_python's PamHandle: no importable type
+
+# PAM return codes and flags, spelled and numbered as in Linux-PAM's
+# <security/_pam_types.h> (tests/unit/test_headers.py compares them).
+PAM_SUCCESS = 0
+PAM_SERVICE_ERR = 3
+PAM_SYSTEM_ERR = 4
+PAM_USER_UNKNOWN = 10
+PAM_SESSION_ERR = 14
+PAM_CRED_ERR = 17
+PAM_IGNORE = 25
+PAM_MODULE_UNKNOWN = 28
+PAM_ESTABLISH_CRED = 0x0002
+PAM_DELETE_CRED = 0x0004
+PAM_REINITIALIZE_CRED = 0x0008
+PAM_REFRESH_CRED = 0x0010
+
+# ---------------------------------------------------------------------------
+# Options. Words are compared exactly and case-sensitively (strcmp in
+# pam_keyinit.c); any other word is ignored by the C module. pam_pykeyinit
+# ignores it too but reports it, once per process, so that a typo such as
+# ``Revoke`` gets noticed.
+KNOWN = ("force", "revoke", "debug")
+
+
+class Options:
+    """The words of one module line (pam_python's argv[1:])."""
+
+    __slots__ = ("debug", "force", "revoke", "unknown")
+
+    def __init__(self, words: "list[str]") -> None:
+        self.force = self.revoke = self.debug = False
+        self.unknown: "list[str]" = []
+        for word in words:
+            if word in KNOWN:
+                setattr(self, word, True)
+            else:
+                self.unknown.append(word)
+
+
+# ---------------------------------------------------------------------------
+# State, kept as pam_keyinit.c (Linux-PAM 1.5.3 and later) keeps it: the
+# created keyring, the sticky flags and the revoke IDs per thread
+# (_Thread_local there), the session counter per process. This module is
+# imported, not executed by pam_python, so one copy serves every PAM handle
+# of the process for as long as the interpreter lives: from the first handle
+# that loads pam_python to the pam_end() of the last, as the C module's.
+
+
+class ThreadState(_thread._local):  # threading.local's C type: no threading import
+    """Per thread; class attributes are each new thread's starting values."""
+
+    my_session_keyring = 0  # serial of the keyring this thread created, 0 if none
+    do_revoke = False  # sticky: once 'revoke' is seen it stays on
+    xdebug = False  # sticky: once 'debug' is seen it stays on
+    revoke_as_uid = -1
+    revoke_as_gid = -1
+
+
+class ProcessState:
+    """Per process. The counter is changed only inside handlers, one Python
+    statement at a time in the one interpreter pam_python keeps per process;
+    C uses an _Atomic int. (Debian's pam_python does not take the GIL per
+    call, so PAM calls from two threads at the same moment are unsafe for
+    any pam_python module, this one included.)"""
+
+    def __init__(self) -> None:
+        self.session_counter = 0
+        self.reported_words: "set[str]" = set()
+
+
+thread_state = ThreadState()
+process_state = ProcessState()
+
+# ---------------------------------------------------------------------------
+
+
+class Logger:
+    """Lines as libpam's pam_syslog() prefixes them for C modules,
+    ``pam_pykeyinit(SERVICE:TYPE): message``, written by kernel.syslog."""
+
+    def __init__(self, service: str, pam_type: str, state: "ThreadState | None") -> None:
+        self.prefix = f"pam_pykeyinit({service}:{pam_type}):"
+        # read at each debug() because 'debug' can be switched on mid-call
+        self._state = state
+
+    def error(self, message: str) -> None:
+        kernel.syslog(kernel.LOG_ERR, f"{self.prefix} {message}")
+
+    def warning(self, message: str) -> None:
+        kernel.syslog(kernel.LOG_WARNING, f"{self.prefix} {message}")
+
+    def notice(self, message: str) -> None:
+        kernel.syslog(kernel.LOG_NOTICE, f"{self.prefix} {message}")
+
+    def debug(self, message: str) -> None:
+        if self._state is not None and self._state.xdebug:
+            kernel.syslog(kernel.LOG_DEBUG, f"{self.prefix} {message}")
 
 
 class Context:
@@ -32,11 +140,11 @@ class Context:
 
     def __init__(
         self,
-        kernel: KernelLike,
-        log: LogLike,
-        thread: ThreadState,
-        get_user: Callable[[], tuple[int, str | None]],
-        getpwnam: Callable[[str], PasswdLike | None],
+        kernel: "KernelLike",
+        log: "LogLike",
+        thread: "ThreadState",
+        get_user: "Callable[[], tuple[int, str | None]]",
+        getpwnam: "Callable[[str], PasswdLike | None]",
     ) -> None:
         self.kernel = kernel
         self.log = log
@@ -45,17 +153,34 @@ class Context:
         self.getpwnam = getpwnam  # -> passwd entry, or None if unknown
 
 
-def apply_sticky(ctx: Context, opts: Options) -> None:
-    """'debug' and 'revoke' stay on for the thread once seen."""
+# ---------------------------------------------------------------------------
+# keyinit: setcred(PAM_ESTABLISH_CRED) and open_session
+
+
+def keyinit(ctx: "Context", argv: "list[str]", error_ret: int, what: str) -> int:
+    """Parse this line's options, then give the thread a session keyring.
+    ``what`` names the call in the first debug line."""
+    # pam_python puts the module file in argv[0]; the options follow it.
+    opts = Options(list(argv[1:]))
+    for word in opts.unknown:
+        if word not in process_state.reported_words:
+            process_state.reported_words.add(word)
+            ctx.log.notice(
+                f'ignoring unknown option "{word}" (known: {", ".join(KNOWN)};'
+                " words are case-sensitive)"
+            )
+    # Sticky, and set before the "already created" return, as in C: a later
+    # line's 'revoke' applies to the keyring an earlier line created.
     if opts.debug:
         ctx.thread.xdebug = True
     if opts.revoke:
         ctx.thread.do_revoke = True
+    ctx.log.debug(what)
+    return do_keyinit(ctx, opts, error_ret)
 
 
-def do_keyinit(ctx: Context, opts: Options, error_ret: int) -> int:
-    """Give the thread a session keyring owned by the PAM user."""
-    apply_sticky(ctx, opts)
+def do_keyinit(ctx: "Context", opts: "Options", error_ret: int) -> int:
+    """Look the PAM user up, take its real IDs, and initialise the keyrings."""
     st, log = ctx.thread, ctx.log
     # Already done by this thread: a second stack line, or setcred then
     # open_session on the same handle.
@@ -73,28 +198,30 @@ def do_keyinit(ctx: Context, opts: Options, error_ret: int) -> int:
 
     uid, gid = pw.pw_uid, pw.pw_gid
     st.revoke_as_uid, st.revoke_as_gid = uid, gid
-    sw = _snapshot(ctx)
-    if sw is None:
-        return error_ret
-    with sw:
-        log.debug(f"UID:{uid} [{sw.uids[0]}]  GID:{gid} [{sw.gids[0]}]")
-        try:
-            sw.take(uid, gid)
-        except KernelError as err:
-            _report(ctx, err, f'taking the real IDs of "{user}" (uid {uid}, gid {gid})')
-            ret = error_ret
-        else:
-            ret = init_keyrings(ctx, opts.force, error_ret)
-    return _checked_restore(ctx, sw, ret, error_ret)
+    # Only the *real* IDs move: the kernel gives a new keyring the caller's
+    # real uid and gid and resolves @u and @us by the real uid, while the
+    # effective uid 0 keeps the way back open.
+    return _as_user(
+        ctx,
+        REAL,
+        uid,
+        gid,
+        f'taking the real IDs of "{user}" (uid {uid}, gid {gid})',
+        lambda: init_keyrings(ctx, opts, error_ret),
+        error_ret,
+    )
 
 
-def init_keyrings(ctx: Context, force: bool, error_ret: int) -> int:
-    """Join a new session keyring and link the user keyring into it."""
-    kernel, log = ctx.kernel, ctx.log
-    if not force:
+def init_keyrings(ctx: "Context", opts: "Options", error_ret: int) -> int:
+    """Join a new session keyring and link the user keyring into it; without
+    'force', keep a session keyring the process already has."""
+    k, log = ctx.kernel, ctx.log
+    if not opts.force:
         try:
-            session = keyring.session_keyring(kernel)
+            session = k.get_keyring_id(KEY_SPEC_SESSION_KEYRING)
         except KernelError as err:
+            import errno  # on failure only: one import less for every login
+
             if err.errno == errno.ENOSYS:
                 # As pam_keyinit: no key support in this kernel, nothing to do.
                 log.debug(f"{err}: the kernel has no keyrings, nothing to do")
@@ -102,7 +229,7 @@ def init_keyrings(ctx: Context, force: bool, error_ret: int) -> int:
             _report(ctx, err, "reading the session keyring")
             return error_ret
         try:
-            usession = keyring.user_session_keyring(kernel)
+            usession = k.get_keyring_id(KEY_SPEC_USER_SESSION_KEYRING)
         except KernelError as err:
             _report(ctx, err, "reading the user-session keyring")
             return error_ret
@@ -112,7 +239,7 @@ def init_keyrings(ctx: Context, force: bool, error_ret: int) -> int:
             return PAM_SUCCESS
 
     try:
-        serial = keyring.join_session_keyring(kernel)
+        serial = k.join_session_keyring()
     except KernelError as err:
         _report(ctx, err, "creating the session keyring")
         return error_ret
@@ -121,62 +248,75 @@ def init_keyrings(ctx: Context, force: bool, error_ret: int) -> int:
     ctx.thread.my_session_keyring = serial
     log.debug(f"joined new session keyring {serial}")
     try:
-        keyring.link_user_keyring(kernel)
+        k.link(KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING)
     except KernelError as err:
         _report(ctx, err, f"linking the user keyring into session keyring {serial}")
         return error_ret
     return PAM_SUCCESS
 
 
-def kill_keyrings(ctx: Context, error_ret: int) -> int:
-    """Revoke the keyring this thread created, as the user that owns it."""
-    st, log = ctx.thread, ctx.log
-    serial = st.my_session_keyring
-    if serial <= 0:
-        return PAM_SUCCESS
-    uid, gid = st.revoke_as_uid, st.revoke_as_gid
-    attempted = False
-    sw = _snapshot(ctx)
-    if sw is None:
-        return error_ret
-    with sw:
-        log.debug(f"REVOKE {serial} UID:{uid} [{sw.uids[1]}]  GID:{gid} [{sw.gids[1]}]")
-        try:
-            sw.take(uid, gid, effective=True)
-        except KernelError as err:
-            _report(ctx, err, f"taking the effective IDs uid {uid}, gid {gid} to revoke")
-            ret = error_ret
-        else:
-            attempted = True
-            try:
-                keyring.revoke(ctx.kernel, serial)
-                ret = PAM_SUCCESS
-            except KernelError as err:
-                _report(ctx, err, f"revoking session keyring {serial}")
-                ret = error_ret
-    # pam_keyinit forgets the keyring once a revoke was attempted, and keeps
-    # it when it could not even switch IDs (a later call may try again).
-    if attempted:
+# ---------------------------------------------------------------------------
+# revoke: setcred(PAM_DELETE_CRED) and close_session
+
+
+def revoke_due(st: "ThreadState") -> bool:
+    """The one guard on revoking: this thread created a keyring, and a line
+    of the thread said 'revoke'."""
+    return st.my_session_keyring > 0 and st.do_revoke
+
+
+def kill_keyrings(ctx: "Context", error_ret: int) -> int:
+    """Revoke the keyring this thread created, as the user that owns it
+    (KEYCTL_REVOKE checks the effective IDs). Call when revoke_due()."""
+    st = ctx.thread
+    serial, uid, gid = st.my_session_keyring, st.revoke_as_uid, st.revoke_as_gid
+    ctx.log.debug(f"REVOKE {serial}")
+
+    def revoke() -> int:
+        # pam_keyinit forgets the keyring once a revoke was attempted, and
+        # keeps it when it could not even switch IDs (a later call may try).
         st.my_session_keyring = 0
-    return _checked_restore(ctx, sw, ret, error_ret)
+        try:
+            ctx.kernel.revoke(serial)
+        except KernelError as err:
+            _report(ctx, err, f"revoking session keyring {serial}")
+            return error_ret
+        return PAM_SUCCESS
+
+    doing = f"taking the effective IDs uid {uid}, gid {gid} to revoke"
+    return _as_user(ctx, EFFECTIVE, uid, gid, doing, revoke, error_ret)
 
 
-def _report(ctx: Context, err: KernelError, doing: str) -> None:
-    # Imported here, on failure only: spares every good login an import.
-    from .advice import describe
-
-    ctx.log.error(describe(err, doing))
+# ---------------------------------------------------------------------------
+# shared by keyinit and revoke
 
 
-def _snapshot(ctx: Context) -> Switch | None:
+def _as_user(
+    ctx: "Context",
+    slot: int,
+    uid: int,
+    gid: int,
+    doing: str,
+    act: "Callable[[], int]",
+    error_ret: int,
+) -> int:
+    """Switch, act, restore, report: move the thread's REAL or EFFECTIVE
+    gid and uid to the user's, run ``act``, and put every ID back. A failed
+    switch or restore is logged and gives ``error_ret``."""
     try:
-        return Switch(ctx.kernel)
+        sw = Switch(ctx.kernel)
     except KernelError as err:
         _report(ctx, err, "reading the caller's IDs")
-        return None
-
-
-def _checked_restore(ctx: Context, sw: Switch, ret: int, error_ret: int) -> int:
+        return error_ret
+    with sw:
+        ctx.log.debug(f"UID:{uid} [{sw.uids[slot]}]  GID:{gid} [{sw.gids[slot]}]")
+        try:
+            sw.take(uid, gid, slot)
+        except KernelError as err:
+            _report(ctx, err, doing)
+            ret = error_ret
+        else:
+            ret = act()
     for failure in sw.restore_failures:
         ctx.log.error(
             f"{failure}; the process now runs with other IDs than it had: end it,"
@@ -184,3 +324,113 @@ def _checked_restore(ctx: Context, sw: Switch, ret: int, error_ret: int) -> int:
         )
         ret = error_ret
     return ret
+
+
+def _report(ctx: "Context", err: "KernelError", doing: str) -> None:
+    # Imported here, on failure only: spares every good login an import.
+    from .advice import describe
+
+    ctx.log.error(describe(err, doing))
+
+
+# ---------------------------------------------------------------------------
+# The PAM entry points: read pamh, build the Context, dispatch. No exception
+# leaves them: anything unexpected is logged in one line and answered with
+# the entry point's error code.
+
+
+def _service(pamh: "Pamh") -> str:
+    try:
+        return str(pamh.service or "<unknown>")
+    except Exception:  # noqa: BLE001 - an unreadable item must not stop the call
+        return "<unknown>"
+
+
+def _getpwnam(name: str) -> "pwd.struct_passwd | None":
+    try:
+        return pwd.getpwnam(name)
+    except (KeyError, ValueError, TypeError, UnicodeError):
+        # KeyError: no such user; ValueError: embedded NUL; the others: a
+        # name that is no string. pam_keyinit treats them all as unknown.
+        return None
+
+
+def _context(pamh: "Pamh", pam_type: str) -> "Context":
+    def get_user() -> "tuple[int, str | None]":
+        try:
+            return PAM_SUCCESS, pamh.get_user("key user")
+        except pamh.exception as exc:
+            return int(exc.pam_result), None
+
+    log = Logger(_service(pamh), pam_type, thread_state)
+    # kernel.load() fails closed on an unknown architecture; the
+    # UnsupportedABI it raises is turned into a log line by _guarded.
+    return Context(kernel.load(), log, thread_state, get_user, _getpwnam)
+
+
+def _guarded(pam_type: str, error_ret: int, pamh: "Pamh", body: "Callable[[], int]") -> int:
+    try:
+        return body()
+    except kernel.UnsupportedABI as exc:
+        Logger(_service(pamh), pam_type, None).error(f"refusing to touch keyrings: {exc}")
+    except Exception as exc:  # noqa: BLE001 - never a traceback in the host
+        try:
+            Logger(_service(pamh), pam_type, None).error(
+                f"internal error {type(exc).__name__}: {exc}; please report it"
+            )
+        except Exception:  # noqa: BLE001, S110 - logging itself failed: nothing left to do
+            pass
+    return error_ret
+
+
+def pam_sm_authenticate(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
+    # Present only so the module can sit in the auth stack and see setcred.
+    return PAM_IGNORE
+
+
+def pam_sm_setcred(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
+    def body() -> int:
+        # ESTABLISH is tested first, as in pam_keyinit.c.
+        if flags & PAM_ESTABLISH_CRED:
+            return keyinit(_context(pamh, "setcred"), argv, PAM_CRED_ERR, "ESTABLISH_CRED")
+        if flags & PAM_DELETE_CRED and revoke_due(thread_state):
+            ctx = _context(pamh, "setcred")
+            ctx.log.debug("DELETE_CRED")
+            return kill_keyrings(ctx, PAM_CRED_ERR)
+        return PAM_IGNORE
+
+    return _guarded("setcred", PAM_CRED_ERR, pamh, body)
+
+
+def pam_sm_open_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
+    def body() -> int:
+        process_state.session_counter += 1
+        what = f"OPEN {process_state.session_counter}"
+        return keyinit(_context(pamh, "session"), argv, PAM_SESSION_ERR, what)
+
+    return _guarded("session", PAM_SESSION_ERR, pamh, body)
+
+
+def pam_sm_close_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
+    # Always PAM_SUCCESS: libpam replays open_session's control decisions
+    # at close, so this line counts as required there. Like pam_keyinit,
+    # the arguments are not read here.
+    def body() -> int:
+        process_state.session_counter -= 1
+        if process_state.session_counter <= 0 and revoke_due(thread_state):
+            ctx = _context(pamh, "session")
+            ctx.log.debug(f"CLOSE {process_state.session_counter}: revoking")
+            kill_keyrings(ctx, PAM_SESSION_ERR)
+        return PAM_SUCCESS
+
+    return _guarded("session", PAM_SUCCESS, pamh, body)
+
+
+def pam_sm_acct_mgmt(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
+    # pam_keyinit.so has no pam_sm_acct_mgmt; libpam answers a missing
+    # symbol with PAM_MODULE_UNKNOWN, and so does this.
+    return PAM_MODULE_UNKNOWN
+
+
+def pam_sm_chauthtok(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
+    return PAM_MODULE_UNKNOWN

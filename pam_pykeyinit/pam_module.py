@@ -2,10 +2,9 @@
 
     session optional pam_python.so /lib/security/pam_pykeyinit.py force revoke
 
-pam_python runs this file as root in every login, compiling it from source
-each time (it writes no bytecode), so it holds only what must run before any
-package code can be trusted; `make bench` measured each 100 lines here at
-about 1 ms a login.
+pam_python compiles this file from source at every login (it writes no
+bytecode), so it holds only what must run before package code can be
+trusted; `make bench` measured its compilation at X ms a login.
 
 Trust, in two steps, as sshd's StrictModes: before anything is imported,
 the real folder of this file (the package), every file in it and in its
@@ -16,15 +15,20 @@ it. Then the package's trust.py walks the path pam_python was given, symlink
 by symlink, with the same rule (a symlink in a writable folder could point
 elsewhere). If either step fails, every entry point logs why and returns
 PAM_SERVICE_ERR. Nothing is added to sys.path; neither the working directory
-nor the environment is read.
+nor the environment is read. Once both steps pass, the pam_sm_* functions of
+keyinit.py are this file's own (see load() and the end).
 """
 
 import os
 import stat
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # function types are in comments: this file is compiled at every login
+    from types import ModuleType  # noqa: F401 - used in a type comment
 
-def unsafe(path: str, strict: bool) -> str:
+
+def unsafe(path, strict):  # type: (str, bool) -> str
     """Why ``path`` could be replaced by someone other than root, or ''."""
     st = os.lstat(path)
     if st.st_uid != 0:
@@ -35,11 +39,10 @@ def unsafe(path: str, strict: bool) -> str:
     return ""
 
 
-def load(path: str):  # type: ignore[no-untyped-def]
-    """(pam_pykeyinit.entry, '') when the package is safe to run, else (None, why)."""
-    pkgdir = os.path.dirname(os.path.realpath(path))
-    folders, above = [pkgdir], pkgdir
-    why = ""
+def package_problem(pkgdir):  # type: (str) -> str
+    """Why the package folder, a file in it or in its __pycache__, or a
+    folder above it is unsafe, or ''."""
+    folders, above, why = [pkgdir], pkgdir, ""
     while above != "/" and not why:
         above = os.path.dirname(above)
         why = unsafe(above, False)
@@ -50,17 +53,27 @@ def load(path: str):  # type: ignore[no-untyped-def]
             why = why or unsafe(entry.path, True)
             if entry.name == "__pycache__" and entry.is_dir(follow_symlinks=False):
                 folders.append(entry.path)
+    return why
+
+
+def load(path):  # type: (str) -> tuple[ModuleType | None, str]
+    """(pam_pykeyinit.keyinit, '') when the package is safe to run, else (None, why)."""
+    pkgdir = os.path.dirname(os.path.realpath(path))
+    why = package_problem(pkgdir)
     if why:
         return None, why
     package = sys.modules.get("pam_pykeyinit")
     if package is None:
-        # importlib.util's steps with the modules CPython loads at start-up.
+        # importlib.util's steps with the modules CPython loads at start-up,
+        # from the checked folder only: sys.path is neither read nor changed.
         import _frozen_importlib as bootstrap
         import _frozen_importlib_external as external
 
-        spec = external.PathFinder.find_spec("pam_pykeyinit", [os.path.dirname(pkgdir)])
-        if spec is None or spec.loader is None:
-            return None, f"no pam_pykeyinit package in {pkgdir}"
+        init, inside = os.path.join(pkgdir, "__init__.py"), [pkgdir]
+        spec = external.spec_from_file_location(
+            "pam_pykeyinit", init, submodule_search_locations=inside
+        )
+        assert spec is not None and spec.loader is not None  # always, for a .py file
         package = bootstrap.module_from_spec(spec)
         sys.modules["pam_pykeyinit"] = package
         try:
@@ -70,19 +83,26 @@ def load(path: str):  # type: ignore[no-untyped-def]
             raise
     if list(package.__path__) != [pkgdir]:
         return None, f"another pam_pykeyinit is loaded in this process: {package.__path__}"
+    # Second step, in the now trusted package: the path given, link by link.
     from pam_pykeyinit import trust
 
-    return trust.load_entry(path, unsafe)
+    why = trust.walk_problem(path, unsafe)
+    if why:
+        return None, why
+    # The handoff: keyinit.py's pam_sm_* functions answer every call from now on.
+    from pam_pykeyinit import keyinit
+
+    return keyinit, ""
 
 
-def refuse(pamh, pam_type: str) -> int:  # type: ignore[no-untyped-def]
-    # No package code can be used: the same bare syslog(3) call as log.py
-    # (LOG_AUTHPRIV | LOG_ERR, no openlog()).
+def refuse(pamh, flags, argv):  # type: (object, int, list[str]) -> int
+    # No package code can be used: a bare syslog(3) call as kernel.syslog
+    # makes (LOG_AUTHPRIV | LOG_ERR, no openlog()).
     try:
         import ctypes
 
         service = getattr(pamh, "service", None) or "<unknown>"
-        line = f"pam_pykeyinit({service}:{pam_type}): refusing to load {__file__}: {_refusal}"
+        line = f"pam_pykeyinit({service}): refusing to load {__file__}: {_refusal}"
         data = line.replace("\0", "\\0").encode("utf-8", "backslashreplace")
         ctypes.CDLL(None).syslog(ctypes.c_int((10 << 3) | 3), b"%s", data)
     except Exception:  # noqa: BLE001, S110 - refuse even if logging fails
@@ -90,22 +110,16 @@ def refuse(pamh, pam_type: str) -> int:  # type: ignore[no-untyped-def]
     return 3  # PAM_SERVICE_ERR
 
 
-def _handler(name: str, pam_type: str):  # type: ignore[no-untyped-def]
-    def handler(pamh, flags, argv):  # type: ignore[no-untyped-def]
-        if _entry is None:
-            return refuse(pamh, pam_type)
-        return getattr(_entry, name)(pamh, flags, argv)
-
-    return handler
-
-
-try:
-    _entry, _refusal = load(__file__)
-except Exception as exc:  # noqa: BLE001 - a refusal, never a traceback
-    _entry, _refusal = None, f"{type(exc).__name__}: {exc}"
-pam_sm_authenticate = _handler("pam_sm_authenticate", "auth")
-pam_sm_setcred = _handler("pam_sm_setcred", "setcred")
-pam_sm_acct_mgmt = _handler("pam_sm_acct_mgmt", "account")
-pam_sm_open_session = _handler("pam_sm_open_session", "session")
-pam_sm_close_session = _handler("pam_sm_close_session", "session")
-pam_sm_chauthtok = _handler("pam_sm_chauthtok", "chauthtok")
+_entry, _refusal = None, "imported as a package module, not run by pam_python"
+if __name__ != "pam_pykeyinit.pam_module":  # not the pykeyinit command's import
+    try:
+        _entry, _refusal = load(__file__)
+    except Exception as exc:  # noqa: BLE001 - a refusal, never a traceback
+        _refusal = f"{type(exc).__name__}: {exc}"
+pam_sm_authenticate = pam_sm_setcred = pam_sm_acct_mgmt = refuse
+pam_sm_open_session = pam_sm_close_session = pam_sm_chauthtok = refuse
+if _entry is not None:
+    pam_sm_authenticate, pam_sm_setcred = _entry.pam_sm_authenticate, _entry.pam_sm_setcred
+    pam_sm_acct_mgmt, pam_sm_chauthtok = _entry.pam_sm_acct_mgmt, _entry.pam_sm_chauthtok
+    pam_sm_open_session = _entry.pam_sm_open_session
+    pam_sm_close_session = _entry.pam_sm_close_session

@@ -1,4 +1,4 @@
-"""The second step of the loader's trust check, and the import of entry.py.
+"""The second step of the loader's trust check: the path pam_python was given.
 
 pam_module.py has already checked the package's real folder, its files and
 every folder above it, so this module is trusted. It walks the path that
@@ -9,25 +9,22 @@ folder and symlink met, so that a symlink in a folder others can write to is
 refused even though its target is fine.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import ModuleType
 
 MAXSYMLINKS = 40  # the kernel's limit on symlinks in one path walk
 
 
-def _components(path: str) -> list[str]:
+def _components(path: str) -> "list[str]":
     """Components left to walk, in pop() order."""
     return [c for c in reversed(path.split("/")) if c not in ("", ".")]
 
 
-def walk_problem(path: str, unsafe: Callable[[str, bool], str]) -> str:
+def walk_problem(path: str, unsafe: "Callable[[str, bool], str]") -> str:
     """Why some entry on the way to ``path`` is unsafe, or ''. A sticky
     folder is accepted on the way, never as the last folder."""
     if not path.startswith("/"):
@@ -52,12 +49,3 @@ def walk_problem(path: str, unsafe: Callable[[str, bool], str]) -> str:
         current = "/" if target.startswith("/") else current
         todo.extend(_components(target))
     return why
-
-
-def load_entry(path: str, unsafe: Callable[[str, bool], str]) -> tuple[ModuleType | None, str]:
-    why = walk_problem(path, unsafe)
-    if why:
-        return None, why
-    from . import entry
-
-    return entry, ""

@@ -17,10 +17,45 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from pam_pykeyinit import host
+from pam_pykeyinit.keyinit import PAM_CRED_ERR, PAM_SESSION_ERR
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "pam_pykeyinit"
 TOOLS = REPO / "tests" / "tools"
 C_MODULE = "pam_keyinit.so"
+# pamtester's and pamharness's words for the codes the module returns
+SESSION_ERR_TEXT = f"{PAM_SESSION_ERR} Cannot make/remove an entry for the specified session"
+CRED_ERR_TEXT = f"{PAM_CRED_ERR} Failure setting user credentials"
+REVOKED = "keyctl_describe: Key has been revoked"
+
+
+def ses(uid: int, gid: int) -> str:
+    """`keyctl rdescribe` of a session keyring the module made for uid:gid
+    (an anonymous keyring: possessor all, user view+read)."""
+    return f"keyring;{uid};{gid};3f030000;_ses"
+
+
+def line(pam_type: str, control: str, module: str, args: str = "") -> str:
+    """One /etc/pam.d line; ``module`` is e.g. C_MODULE or py_module(tree)."""
+    return f"{pam_type} {control} {module} {args}".rstrip()
+
+
+def py_module(tree: Path) -> str:
+    """The module path words for pam_pykeyinit at ``tree`` (a pam_module.py)."""
+    return f"pam_python.so {tree}"
+
+
+def stack(module: str, args: str = "", probe: str | None = None, auth: bool = False) -> list[str]:
+    """[auth optional MODULE ARGS,] session required MODULE ARGS[, probe]."""
+    lines = [line("auth", "optional", module, args)] if auth else []
+    lines.append(line("session", "required", module, args))
+    return lines + ([probe] if probe else [])
+
+
+def pam_python_so() -> Path | None:
+    """pam_python.so where libpam finds it on this host (pam_pykeyinit.host)."""
+    return host.pam_python()
 
 
 def install_tree(dest: Path) -> Path:
@@ -179,7 +214,8 @@ def assert_same_as_c(ours: Result, theirs: Result, py_svc: str, c_svc: str) -> N
         probes = [IDS_LINE.sub(r"\1: \2 \3 - \5", p) for p in res.probes]
         return res.rc, normalise(res.stderr.replace(svc, "SERVICE").splitlines()), normalise(probes)
 
-    assert lines(ours, py_svc) == lines(theirs, c_svc)
+    mine, c = lines(ours, py_svc), lines(theirs, c_svc)
+    assert mine == c, f"pam_pykeyinit: {mine}\npam_keyinit.so: {c}"
 
 
 def ids_lines(res: Result) -> list[str]:

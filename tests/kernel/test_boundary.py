@@ -1,4 +1,4 @@
-"""kernel.py, creds.py and keyring.py against the real kernel."""
+"""kernel.py and creds.py against the real kernel."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def test_this_machine_has_a_checked_table():
 
 def test_keyctl_reads_the_same_session_keyring_as_keyctl_1(child):
     got = child("""
-        from pam_pykeyinit import kernel, keyring
+        from pam_pykeyinit import kernel
         k = kernel.load()
-        print(json.dumps(keyring.session_keyring(k)))
+        print(json.dumps(k.get_keyring_id(kernel.KEY_SPEC_SESSION_KEYRING)))
     """)
     out = subprocess.run(["keyctl", "show", "@s"], capture_output=True, text=True).stdout
     assert str(got) == out.splitlines()[1].split()[0]
@@ -34,39 +34,52 @@ def test_keyctl_reads_the_same_session_keyring_as_keyctl_1(child):
 
 def test_failures_carry_call_and_errno(child):
     got = child("""
-        from pam_pykeyinit import kernel, keyring
+        from pam_pykeyinit import kernel
         try:
-            keyring.revoke(kernel.load(), 1)
+            kernel.load().revoke(1)
         except kernel.KernelError as e:
-            print(json.dumps([e.errno_name, str(e)]))
+            print(json.dumps([e.call, e.arguments, e.errno_name, str(e)]))
     """)
-    assert got == ["ENOKEY", "keyctl(KEYCTL_REVOKE, 1) failed: ENOKEY (Required key not available)"]
+    assert got == [
+        "keyctl",
+        [3, 1],
+        "ENOKEY",
+        "keyctl(KEYCTL_REVOKE, 1) failed: ENOKEY (Required key not available)",
+    ]
 
 
 def test_join_and_link_make_a_user_keyring_link(child):
     got = child("""
         import subprocess
-        from pam_pykeyinit import kernel, keyring
+        from pam_pykeyinit import kernel
         k = kernel.load()
-        serial = keyring.join_session_keyring(k)
-        keyring.link_user_keyring(k)
+        serial = k.join_session_keyring()
+        k.link(kernel.KEY_SPEC_USER_KEYRING, kernel.KEY_SPEC_SESSION_KEYRING)
         show = subprocess.run(["keyctl", "rdescribe", "@s"], capture_output=True, text=True)
         links = subprocess.run(["keyctl", "rlist", "@s"], capture_output=True, text=True)
         names = [subprocess.run(["keyctl", "rdescribe", i], capture_output=True,
                  text=True).stdout.strip().rsplit(";", 1)[-1] for i in links.stdout.split()]
-        print(json.dumps([serial == keyring.session_keyring(k), show.stdout.strip(), names]))
+        d = k.describe(serial)
+        print(json.dumps([serial == k.get_keyring_id(kernel.KEY_SPEC_SESSION_KEYRING),
+                          show.stdout.strip(), names,
+                          [d.type, d.uid, d.gid, d.perm, d.description],
+                          k.read_keyring(serial) == [int(i) for i in links.stdout.split()]]))
     """)
     import os
 
     assert got[0] is True
     assert got[1].endswith(";_ses") and got[1].startswith(f"keyring;{os.getuid()};")
     assert got[2] == [f"_uid.{os.getuid()}"]
+    # KEYCTL_DESCRIBE and KEYCTL_READ agree with keyctl(1)
+    kind, uid, gid, perm, text = got[1].split(";")
+    assert got[3] == [kind, int(uid), int(gid), int(perm, 16), text]
+    assert got[4] is True
 
 
 THREAD_WATCH = """
     import os, threading, time
     from pam_pykeyinit import kernel
-    from pam_pykeyinit.creds import Switch
+    from pam_pykeyinit.creds import REAL, Switch
     k = kernel.load()
     seen, stop = set(), threading.Event()
     def watch():
@@ -88,7 +101,7 @@ def test_switches_change_only_the_calling_thread(child):
         "CHANGE",
         """
         with Switch(k) as sw:
-            sw.take(47011, 47099)
+            sw.take(47011, 47099, REAL)
             assert os.getresuid()[0] == 47011
             time.sleep(0.002)  # hold the switch long enough to be seen
     """.strip().replace("\n", "\n        "),
@@ -111,14 +124,13 @@ def test_switch_restores_saved_and_fs_ids_exactly(child):
     got = child("""
         import os
         from pam_pykeyinit import kernel
-        from pam_pykeyinit.creds import Switch
+        from pam_pykeyinit.creds import EFFECTIVE, Switch
         k = kernel.load()
         k.setresgid(0, 0, 4242); k.setfsgid(4343)
         k.setresuid(0, 0, 4141); k.setfsuid(4444)
         before = (os.getresuid(), os.getresgid(), k.setfsuid(-1), k.setfsgid(-1))
         with Switch(k) as sw:
-            sw.effective_gid(47099)
-            sw.effective_uid(47011)
+            sw.take(47011, 47099, EFFECTIVE)
             during = (os.getresuid(), os.getresgid())
         after = (os.getresuid(), os.getresgid(), k.setfsuid(-1), k.setfsgid(-1))
         print(json.dumps([before, during, after, sw.restore_failures]))

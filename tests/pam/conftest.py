@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import require, require_root
-from ..pamlib import Service, Users, install_tree
+from ..pamlib import Service, Users, install_tree, pam_python_so
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,7 +26,7 @@ def prerequisites() -> None:
     require_root()
     for tool in ("pamtester", "keyctl", "setpriv", "unshare"):
         require(shutil.which(tool) is not None, f"{tool} not installed (make deps)")
-    require(Path("/lib/security/pam_python.so").exists(), "libpam-python not installed")
+    require(pam_python_so() is not None, "pam_python.so not found where libpam looks (make deps)")
 
 
 @pytest.fixture(scope="session")

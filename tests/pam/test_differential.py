@@ -17,7 +17,7 @@ import itertools
 
 import pytest
 
-from ..pamlib import Users, assert_same_as_c, ids_lines, pamtester
+from ..pamlib import C_MODULE, Users, assert_same_as_c, ids_lines, pamtester, py_module, stack
 
 DELETE = "setcred(~PAM_SILENT & 4)"
 REFRESH = "setcred(~PAM_SILENT & 16)"
@@ -39,14 +39,6 @@ STARTS = ["none", "anon", "revoked"]
 CASES = list(itertools.product(OPTIONS, SEQUENCES, USERS, STARTS))
 
 
-def stack(module: str, args: str, probe: str) -> list[str]:
-    return [
-        f"auth optional {module} {args}".rstrip(),
-        f"session required {module} {args}".rstrip(),
-        probe,
-    ]
-
-
 @pytest.mark.parametrize(
     "args,sequence,user,start",
     CASES,
@@ -54,8 +46,8 @@ def stack(module: str, args: str, probe: str) -> list[str]:
 )
 def test_same_as_pam_keyinit(tree, probe, service, users, args, sequence, user, start):
     ops = SEQUENCES[sequence]
-    c_svc = service(stack("pam_keyinit.so", args, probe))
-    py_svc = service(stack(f"pam_python.so {tree}", args, probe))
+    c_svc = service(stack(C_MODULE, args, probe, auth=True))
+    py_svc = service(stack(py_module(tree), args, probe, auth=True))
     theirs = pamtester(c_svc, user, ops, start=start)
     ours = pamtester(py_svc, user, ops, start=start)
 

@@ -12,31 +12,32 @@ from pam_pykeyinit.kernel import (
     KEY_SPEC_SESSION_KEYRING,
     KEY_SPEC_USER_KEYRING,
     KEY_SPEC_USER_SESSION_KEYRING,
+    KEYCTL,
+    KEYCTL_DESCRIBE,
     KEYCTL_GET_KEYRING_ID,
+    KEYCTL_GET_PERSISTENT,
     KEYCTL_JOIN_SESSION_KEYRING,
     KEYCTL_LINK,
     KEYCTL_REVOKE,
     KernelError,
+    KeyDescription,
 )
-
-KEYCTL_OPS = {
-    KEYCTL_GET_KEYRING_ID: "get",
-    KEYCTL_JOIN_SESSION_KEYRING: "join",
-    KEYCTL_REVOKE: "revoke",
-    KEYCTL_LINK: "link",
-}
 
 
 class Keyring:
     def __init__(self, serial: int, name: str, uid: int, gid: int) -> None:
         self.serial, self.name, self.uid, self.gid = serial, name, uid, gid
         self.revoked = False
+        self.expired = False
         self.links: list[int] = []
 
 
 class FakeKernel:
     """fail: {"join": errno} fails every join; {"setresuid": (errno, 2)}
-    fails only the second setresuid call."""
+    fails only the second setresuid call. Names: get, join, link, revoke,
+    describe, persistent, setresuid, setresgid, setfsuid, setfsgid,
+    thread_ids. session: None (the user-session fallback), "own" (an
+    anonymous keyring of root's), "revoked", "expired"."""
 
     def __init__(self, uids=(0, 0, 0), gids=(0, 0, 0), fail=None, session=None) -> None:
         self.uid = [*uids, uids[1]]  # r, e, s, fs
@@ -49,9 +50,9 @@ class FakeKernel:
         self.session = None
         if session == "own":
             self.session = self._new("_ses", 0, 0).serial
-        elif session == "revoked":
+        elif session in ("revoked", "expired"):
             ring = self._new("_ses", 0, 0)
-            ring.revoked = True
+            setattr(ring, session, True)
             self.session = ring.serial
 
     # -- plumbing ---------------------------------------------------------
@@ -67,14 +68,14 @@ class FakeKernel:
                 return ring
         return self._new(name, uid, gid)
 
-    def _check(self, name: str, shown: str) -> None:
+    def _check(self, name: str, call: str, args: tuple[int, ...]) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
         rule = self.fail.get(name)
         if rule is None:
             return
         err, nth = rule if isinstance(rule, tuple) else (rule, None)
         if nth is None or nth == self.counts[name]:
-            raise KernelError(shown, err)
+            raise KernelError(call, args, err)
 
     @property
     def privileged(self) -> bool:
@@ -82,10 +83,10 @@ class FakeKernel:
 
     def _setres(self, ids: list[int], name: str, r: int, e: int, s: int) -> None:
         self.calls.append((name, r, e, s))
-        self._check(name, f"{name}({r}, {e}, {s})")
+        self._check(name, name, (r, e, s))
         wanted = [v for v in (r, e, s) if v != -1]
         if not self.privileged and any(v not in ids[:3] for v in wanted):
-            raise KernelError(f"{name}({r}, {e}, {s})", errno.EPERM)
+            raise KernelError(name, (r, e, s), errno.EPERM)
         for i, v in enumerate((r, e, s)):
             if v != -1:
                 ids[i] = v
@@ -100,7 +101,7 @@ class FakeKernel:
 
     def _setfs(self, ids: list[int], name: str, value: int) -> int:
         self.calls.append((name, value))
-        self._check(name, f"{name}({value})")
+        self._check(name, name, (value,))
         old = ids[3]
         if value != -1 and (self.privileged or value in ids):
             ids[3] = value
@@ -120,39 +121,70 @@ class FakeKernel:
 
     def thread_ids(self):
         self.calls.append(("thread_ids",))
-        self._check("thread_ids", "thread_ids()")
+        self._check("thread_ids", "setfsuid", (-1,))
         return tuple(self.uid), tuple(self.gid)
 
-    def keyctl(self, op: int, *args: int) -> int:
-        name = KEYCTL_OPS[op]
+    # -- keyrings, with the kernel's answers for what the logic meets --------
+    def _keyctl(self, name: str, op: int, *args: int) -> None:
         self.calls.append((name, *args))
-        self._check(name, f"keyctl({name})")
-        ruid, rgid = self.uid[0], self.gid[0]
-        user_session = self._named(f"_uid_ses.{ruid}", ruid, -1)
-        if op == KEYCTL_GET_KEYRING_ID:
-            if args[0] == KEY_SPEC_USER_SESSION_KEYRING:
-                return user_session.serial
-            assert args[0] == KEY_SPEC_SESSION_KEYRING
+        self._check(name, KEYCTL, (op, *args))
+
+    def _user_session(self) -> Keyring:
+        return self._named(f"_uid_ses.{self.uid[0]}", self.uid[0], -1)
+
+    def _alive(self, ring: Keyring, op: int, key: int) -> Keyring:
+        if ring.revoked:
+            raise KernelError(KEYCTL, (op, key), errno.EKEYREVOKED)
+        if ring.expired:
+            raise KernelError(KEYCTL, (op, key), errno.EKEYEXPIRED)
+        return ring
+
+    def _resolve(self, op: int, key: int) -> Keyring:
+        if key == KEY_SPEC_USER_SESSION_KEYRING:
+            return self._user_session()
+        if key == KEY_SPEC_USER_KEYRING:
+            return self._named(f"_uid.{self.uid[0]}", self.uid[0], -1)
+        if key == KEY_SPEC_SESSION_KEYRING:
             if self.session is None:
-                return user_session.serial
-            if self.keyrings[self.session].revoked:
-                raise KernelError("keyctl(get)", errno.EKEYREVOKED)
-            return self.session
-        if op == KEYCTL_JOIN_SESSION_KEYRING:
-            self.session = self._new("_ses", ruid, rgid).serial
-            return self.session
-        if op == KEYCTL_LINK:
-            assert args == (KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING)
-            user = self._named(f"_uid.{ruid}", ruid, -1)
-            self.keyrings[self.session].links.append(user.serial)
-            return 0
-        if op == KEYCTL_REVOKE:
-            ring = self.keyrings[args[0]]
-            if not self.privileged and ring.uid != self.uid[1]:
-                raise KernelError("keyctl(revoke)", errno.EACCES)
-            ring.revoked = True
-            return 0
-        raise AssertionError(op)
+                return self._user_session()
+            return self._alive(self.keyrings[self.session], op, key)
+        return self._alive(self.keyrings[key], op, key)
+
+    def get_keyring_id(self, special: int, create: bool = False) -> int:
+        self._keyctl("get", KEYCTL_GET_KEYRING_ID, special, int(create))
+        return self._resolve(KEYCTL_GET_KEYRING_ID, special).serial
+
+    def join_session_keyring(self) -> int:
+        self._keyctl("join", KEYCTL_JOIN_SESSION_KEYRING, 0)
+        self.session = self._new("_ses", self.uid[0], self.gid[0]).serial
+        return self.session
+
+    def link(self, key: int, keyring: int) -> None:
+        self._keyctl("link", KEYCTL_LINK, key, keyring)
+        target = self._resolve(KEYCTL_LINK, keyring)
+        if keyring == KEY_SPEC_SESSION_KEYRING and self.session is None:
+            # writing to the fallback joins a new, unlinked session keyring
+            target = self.keyrings[self.join_session_keyring()]
+        target.links.append(self._resolve(KEYCTL_LINK, key).serial)
+
+    def revoke(self, serial: int) -> None:
+        self._keyctl("revoke", KEYCTL_REVOKE, serial)
+        ring = self.keyrings[serial]
+        if not self.privileged and ring.uid != self.uid[1]:
+            raise KernelError(KEYCTL, (KEYCTL_REVOKE, serial), errno.EACCES)
+        ring.revoked = True
+
+    def get_persistent(self, uid: int, keyring: int) -> int:
+        self._keyctl("persistent", KEYCTL_GET_PERSISTENT, uid, keyring)
+        ring = self._named(f"_persistent.{uid}", uid, -1)
+        self._resolve(KEYCTL_GET_PERSISTENT, keyring).links.append(ring.serial)
+        return ring.serial
+
+    def describe(self, key: int) -> KeyDescription:
+        self._keyctl("describe", KEYCTL_DESCRIBE, key)
+        ring = self._resolve(KEYCTL_DESCRIBE, key)
+        gid = ring.gid & 0xFFFFFFFF
+        return KeyDescription(f"keyring;{ring.uid};{gid};3f030000;{ring.name}")
 
 
 class FakeLog:
@@ -164,6 +196,9 @@ class FakeLog:
 
     def notice(self, message: str) -> None:
         self.lines.append(("notice", message))
+
+    def warning(self, message: str) -> None:
+        self.lines.append(("warning", message))
 
     def debug(self, message: str) -> None:
         self.lines.append(("debug", message))

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pam_pykeyinit import entry, log, state
-from pam_pykeyinit.pamconst import (
+from pam_pykeyinit import kernel
+from pam_pykeyinit import keyinit as entry
+from pam_pykeyinit.keyinit import (
     PAM_CRED_ERR,
     PAM_IGNORE,
     PAM_MODULE_UNKNOWN,
@@ -42,7 +43,12 @@ SERVICES = st.one_of(st.none(), st.text(max_size=50))
 FLAGS = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 ERRORS = st.one_of(st.none(), st.integers(min_value=1, max_value=40))
 FAULTS = st.dictionaries(
-    st.sampled_from(["get", "join", "link", "revoke", "setresuid", "setresgid", "thread_ids"]),
+    st.sampled_from(
+        [
+            *("get", "join", "link", "revoke", "describe", "persistent"),
+            *("setresuid", "setresgid", "thread_ids"),
+        ]
+    ),
     st.sampled_from([errno.EPERM, errno.ENOSYS, errno.EDQUOT]),
     max_size=2,
 )
@@ -81,8 +87,8 @@ def test_every_entry_point_returns_a_code(words, name, service, flags, err, faul
     try:
         mp.setattr(entry.kernel, "load", lambda: fake)
         mp.setattr(entry, "Logger", lambda service, pam_type, debug_on: sink)
-        mp.setattr(state, "thread", state.ThreadState())
-        mp.setattr(state, "process", state.ProcessState())
+        mp.setattr(entry, "thread_state", entry.ThreadState())
+        mp.setattr(entry, "process_state", entry.ProcessState())
         pamh = FakePamh(user=name, get_user_error=err, service=service)
         for i in calls:
             rc = HANDLERS[i](pamh, flags, ["/lib/security/pam_pykeyinit.py", *words])
@@ -97,5 +103,5 @@ def test_every_entry_point_returns_a_code(words, name, service, flags, err, faul
 def test_log_lines_are_always_one_c_string(text):
     # (the real syslog(3) call with such lines runs in
     # tests/pam/conformance/test_bad_input.py, under a captured /dev/log)
-    data = log._clean(text)
+    data = kernel.clean_line(text)
     assert isinstance(data, bytes) and b"\0" not in data

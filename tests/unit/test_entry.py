@@ -1,4 +1,6 @@
-"""The six entry points' dispatch, with a fake pamh and fake kernel."""
+"""The six entry points' dispatch (keyinit.pam_sm_*), with a fake pamh and
+fake kernel: the setcred flags, the session counter, the revoke guard, the
+sticky options and the unknown-word report."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ import errno
 
 import pytest
 
-from pam_pykeyinit import entry, kernel, state
-from pam_pykeyinit.pamconst import (
+from pam_pykeyinit import kernel
+from pam_pykeyinit import keyinit as entry
+from pam_pykeyinit.keyinit import (
     PAM_CRED_ERR,
     PAM_DELETE_CRED,
     PAM_ESTABLISH_CRED,
@@ -29,8 +32,8 @@ ARGV0 = "/lib/security/pam_pykeyinit.py"
 @pytest.fixture
 def world(monkeypatch):
     """A fresh process state and thread state, a fake kernel and log."""
-    monkeypatch.setattr(state, "thread", state.ThreadState())
-    monkeypatch.setattr(state, "process", state.ProcessState())
+    monkeypatch.setattr(entry, "thread_state", entry.ThreadState())
+    monkeypatch.setattr(entry, "process_state", entry.ProcessState())
     fake = FakeKernel()
     log = FakeLog()
     monkeypatch.setattr(entry.kernel, "load", lambda: fake)
@@ -53,12 +56,12 @@ def test_setcred_establish_then_delete_revokes_only_with_revoke(world):
     fake, _ = world
     pamh = FakePamh()
     assert entry.pam_sm_setcred(pamh, PAM_ESTABLISH_CRED, [ARGV0]) == PAM_SUCCESS
-    serial = state.thread.my_session_keyring
+    serial = entry.thread_state.my_session_keyring
     assert serial > 0
     assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
-    state.thread.do_revoke = True
+    entry.thread_state.do_revoke = True
     assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_SUCCESS
-    assert fake.keyrings[serial].revoked and state.thread.my_session_keyring == 0
+    assert fake.keyrings[serial].revoked and entry.thread_state.my_session_keyring == 0
     assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
 
 
@@ -71,7 +74,7 @@ def test_setcred_other_flags_ignore(world, flags):
 def test_establish_is_tested_before_delete(world):
     flags = PAM_ESTABLISH_CRED | PAM_DELETE_CRED
     assert entry.pam_sm_setcred(FakePamh(), flags, [ARGV0, "revoke"]) == PAM_SUCCESS
-    assert state.thread.my_session_keyring > 0
+    assert entry.thread_state.my_session_keyring > 0
 
 
 def test_error_codes_per_entry_point(world):
@@ -85,9 +88,9 @@ def test_open_close_counter_and_sticky_revoke(world):
     fake, _ = world
     pamh = FakePamh()
     assert entry.pam_sm_open_session(pamh, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
-    serial = state.thread.my_session_keyring
+    serial = entry.thread_state.my_session_keyring
     assert entry.pam_sm_open_session(pamh, 0, [ARGV0]) == PAM_SUCCESS  # second line
-    assert state.process.session_counter == 2
+    assert entry.process_state.session_counter == 2
     assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
     assert not fake.keyrings[serial].revoked  # counter still 1
     assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
@@ -98,18 +101,35 @@ def test_close_without_open_and_failed_revoke_still_succeed(world):
     fake, _ = world
     pamh = FakePamh()
     assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
-    assert state.process.session_counter == -1
+    assert entry.process_state.session_counter == -1
     entry.pam_sm_open_session(pamh, 0, [ARGV0, "revoke"])
     entry.pam_sm_open_session(pamh, 0, [ARGV0])
     fake.fail["revoke"] = errno.EACCES
     assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
 
 
+def test_options_are_applied_before_the_early_return(world):
+    pamh = FakePamh()
+    assert entry.pam_sm_open_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
+    assert not entry.thread_state.do_revoke
+    # a second line: the thread's keyring exists, its words still count
+    assert entry.pam_sm_open_session(pamh, 0, [ARGV0, "revoke", "debug"]) == PAM_SUCCESS
+    assert entry.thread_state.do_revoke and entry.thread_state.xdebug
+
+
+def test_delete_with_nothing_created_ignores_and_touches_nothing(world):
+    fake, _ = world
+    entry.thread_state.do_revoke = True
+    assert entry.pam_sm_setcred(FakePamh(), PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
+    assert entry.pam_sm_close_session(FakePamh(), 0, [ARGV0]) == PAM_SUCCESS
+    assert fake.calls == []
+
+
 def test_close_ignores_its_own_arguments(world):
     fake, _ = world
     pamh = FakePamh()
     entry.pam_sm_open_session(pamh, 0, [ARGV0])
-    serial = state.thread.my_session_keyring
+    serial = entry.thread_state.my_session_keyring
     assert entry.pam_sm_close_session(pamh, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
     assert not fake.keyrings[serial].revoked
 
@@ -127,7 +147,7 @@ def test_unknown_word_is_reported_once_per_process(world):
         entry.pam_sm_open_session(FakePamh(), 0, [ARGV0, "Revoke", "force"])
     notices = [m for lv, m in log.lines if lv == "notice"]
     assert len(notices) == 1 and '"Revoke"' in notices[0]
-    assert not state.thread.do_revoke
+    assert not entry.thread_state.do_revoke
 
 
 def test_unsupported_abi_fails_closed(world, monkeypatch):
@@ -149,7 +169,7 @@ def test_unexpected_exception_becomes_the_error_code(world, monkeypatch):
     _, log = world
     assert entry.pam_sm_open_session(FakePamh(), 0, [ARGV0]) == PAM_SESSION_ERR
     assert "internal error RuntimeError: surprise" in log.text()
-    state.thread.my_session_keyring, state.thread.do_revoke = 5, True
+    entry.thread_state.my_session_keyring, entry.thread_state.do_revoke = 5, True
     assert entry.pam_sm_close_session(FakePamh(), 0, [ARGV0]) == PAM_SUCCESS
 
 

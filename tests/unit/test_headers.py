@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from pam_pykeyinit import kernel, pamconst
+from pam_pykeyinit import kernel, keyinit
 
 from ..conftest import require
 
@@ -97,8 +97,8 @@ def _constants(header: str, names: list[str]) -> dict[str, int]:
 
 def test_pam_constants_match_linux_pam_header():
     require(os.path.exists("/usr/include/security/_pam_types.h"), "libpam0g-dev missing")
-    names = [n for n in vars(pamconst) if n.startswith("PAM_")]
-    assert _constants("security/_pam_types.h", names) == {n: getattr(pamconst, n) for n in names}
+    names = [n for n in vars(keyinit) if n.startswith("PAM_")]
+    assert _constants("security/_pam_types.h", names) == {n: getattr(keyinit, n) for n in names}
 
 
 def test_keyctl_constants_match_linux_keyctl_h():

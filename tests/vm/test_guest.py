@@ -12,12 +12,12 @@ import json
 import pytest
 
 from ..conftest import require
-from ..pamlib import REPO
+from ..pamlib import REPO, ses
 
 pytestmark = pytest.mark.vm
 REPORT = REPO / "build" / "vm" / "report.json"
 UID, GID = 1001, 2001
-SES = f"keyring;{UID};{GID};3f030000;_ses"
+SES = ses(UID, GID)
 LINK = f"keyring;{UID};65534;1f3f0000;_uid.{UID}"
 REVOKED = "keyctl_describe: Key has been revoked"
 

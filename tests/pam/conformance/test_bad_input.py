@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ...pamlib import Service, assert_same_as_c, pamtester
+from ...pamlib import C_MODULE, Service, assert_same_as_c, line, pamtester, py_module
 
 # Option words as /etc/pam.d can carry them: no white space, no '#'
 # (comment), no brackets (argument quoting), no NUL.
@@ -34,8 +34,8 @@ SETTINGS = settings(
 @given(user=USER, words=st.lists(WORD, max_size=4))
 def test_odd_users_and_words_match_c(tree, probe, users, tmp_path, user, words):
     args = " ".join(words)
-    c_svc = Service([f"session required pam_keyinit.so {args}", probe])
-    py_svc = Service([f"session required pam_python.so {tree} {args}", probe])
+    c_svc = Service([line("session", "required", C_MODULE, args), probe])
+    py_svc = Service([line("session", "required", py_module(tree), args), probe])
     try:
         theirs = pamtester(c_svc.name, user, ["open_session", "close_session"])
         ours = pamtester(py_svc.name, user, ["open_session", "close_session"], capture_dir=tmp_path)

@@ -16,12 +16,20 @@ import pytest
 
 from pam_pykeyinit import kernel
 
-from ...pamlib import Users, harness
+from ...pamlib import (
+    CRED_ERR_TEXT,
+    SESSION_ERR_TEXT,
+    Users,
+    harness,
+    line,
+    py_module,
+    ses,
+)
 
 U, G = Users.GID_UID, Users.GID_GID
 ANY, NONE = "*", 4294967295  # no match on this argument; uid_t -1
 NR = kernel.table_for(kernel.current_abi()) or {}
-SES = f"keyring;{U};{G};3f030000;_ses"
+SES = ses(U, G)
 ENTRY = "show uid=0,0,0,0 gid=0,0,0,0"
 
 
@@ -29,42 +37,37 @@ def rule(call: str, args: tuple[object, object, object], err: int, nth: int = 1)
     return f"{NR[call]}:{','.join(str(a) for a in args)}:{err}:{nth}"
 
 
-# name: (rule, PAM code of the failing call, words naming call and errno,
+# name: (rule, words naming call and errno,
 #        the keyring state afterwards: "none" | "unlinked" | "linked")
+# The PAM code of a failing open is PAM_SESSION_ERR in every case.
 OPEN_FAULTS = {
     "join": (
         rule("keyctl", (1, ANY, ANY), errno.EDQUOT),
-        14,
         ["KEYCTL_JOIN_SESSION_KEYRING", "EDQUOT", "/proc/key-users"],
         "none",
     ),
     "link": (
         rule("keyctl", (8, ANY, ANY), errno.ENOMEM),
-        14,
         ["KEYCTL_LINK", "ENOMEM"],
         "unlinked",
     ),
     "switch-gid": (
         rule("setresgid", (G, NONE, 0), errno.EPERM),
-        14,
         [f"setresgid({G}, -1, 0)", "EPERM", "CAP_SETGID"],
         "none",
     ),
     "switch-uid": (
         rule("setresuid", (U, NONE, 0), errno.EAGAIN),
-        14,
         [f"setresuid({U}, -1, 0)", "EAGAIN"],
         "none",
     ),
     "restore-uid": (
         rule("setresuid", (0, 0, 0), errno.EPERM),
-        14,
         ["cannot restore the caller's uids", "setresuid(0, 0, 0)", "EPERM"],
         "linked",
     ),
     "restore-gid": (
         rule("setresgid", (0, 0, 0), errno.EPERM),
-        14,
         ["cannot restore the caller's gids", "setresgid(0, 0, 0)", "EPERM"],
         "linked",
     ),
@@ -90,7 +93,7 @@ REVOKE_FAULTS = {
 }
 
 
-def run(tools, svc, spec, words, tmp_path):
+def run(tools, spec, words, tmp_path):
     env = {"LD_PRELOAD": str(tools.failinject), "FAILINJECT": spec}
     return harness(tools, words, env=env, capture_dir=tmp_path)
 
@@ -101,12 +104,12 @@ def error_lines(res) -> list[str]:
 
 @pytest.mark.parametrize("point", sorted(OPEN_FAULTS))
 def test_keyinit_fault(tools, tree, service, users, tmp_path, point):
-    spec, code, words, keyring = OPEN_FAULTS[point]
-    svc = service([f"session required pam_python.so {tree} force"])
+    spec, words, keyring = OPEN_FAULTS[point]
+    svc = service([line("session", "required", py_module(tree), "force")])
     before = harness(tools, ["show"]).shows()
-    res = run(tools, svc, spec, ["start", "0", svc, Users.GID_USER, "open", "0", "show"], tmp_path)
+    res = run(tools, spec, ["start", "0", svc, Users.GID_USER, "open", "0", "show"], tmp_path)
     assert res.rc == 0, res.stderr
-    assert f"open 0 -> {code} Cannot make/remove an entry for the specified session" in res.lines
+    assert f"open 0 -> {SESSION_ERR_TEXT}" in res.lines
     errors = error_lines(res)
     assert errors and all(w in errors[0] for w in words), errors
     shows = res.shows()
@@ -124,21 +127,16 @@ def test_keyinit_fault(tools, tree, service, users, tmp_path, point):
 def test_revoke_fault(tools, tree, service, users, tmp_path, point, via):
     spec, words = REVOKE_FAULTS[point]
     svc = service(
-        [
-            f"auth required pam_python.so {tree} force revoke",
-            f"session required pam_python.so {tree} force revoke",
-        ]
+        [line(t, "required", py_module(tree), "force revoke") for t in ("auth", "session")]
     )
     end = ["close", "0"] if via == "close" else ["setcred", "0", "delete"]
     script = ["start", "0", svc, Users.GID_USER, "open", "0", *end, "show"]
-    res = run(tools, svc, spec, script, tmp_path)
+    res = run(tools, spec, script, tmp_path)
     assert res.rc == 0, res.stderr
     calls = res.calls()
     # close_session always succeeds; setcred(DELETE) reports PAM_CRED_ERR
     assert calls[-1] == (
-        "close 0 -> 0 Success"
-        if via == "close"
-        else "setcred 0 -> 17 Failure setting user credentials"
+        "close 0 -> 0 Success" if via == "close" else f"setcred 0 -> {CRED_ERR_TEXT}"
     )
     errors = error_lines(res)
     assert errors and all(w in errors[0] for w in words), errors

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from ...pamlib import Users, harness, normalise
+from ...pamlib import C_MODULE, Users, harness, line, normalise, py_module, ses, stack
 
 SEQUENCES = {
     # open in one handle, close in another: the same counter, the same keyring
@@ -37,10 +37,6 @@ CASES = list(itertools.product(SEQUENCES, OPTIONS, USERS))
 SAVED = re.compile(r"(uid|gid)=(\d+),(\d+),(\d+),(\d+)")
 
 
-def stack(module: str, args: str) -> list[str]:
-    return [f"auth optional {module} {args}".rstrip(), f"session required {module} {args}".rstrip()]
-
-
 def comparable(lines: list[str]) -> list[str]:
     # the saved IDs are the one deliberate difference (see test_differential)
     return normalise([SAVED.sub(r"\1=\2,\3,-,\5", line) for line in lines])
@@ -52,17 +48,17 @@ def comparable(lines: list[str]) -> list[str]:
 def test_handles_like_pam_keyinit(tools, tree, service, users, sequence, args, user):
     words = SEQUENCES[sequence]
     results = []
-    for module in ("pam_keyinit.so", f"pam_python.so {tree}"):
-        svc = service(stack(module, args))
+    for module in (C_MODULE, py_module(tree)):
+        svc = service(stack(module, args, auth=True))
         script = words.replace(" S ", f" {svc} ").replace(" U ", f" {user} ").split()
         res = harness(tools, script)
         assert res.rc == 0, res.stderr
         results.append(res)
     theirs, ours = results
     assert comparable(ours.lines) == comparable(theirs.lines)
-    for line in ours.shows():
-        if line.startswith("show uid="):
-            assert line == "show uid=0,0,0,0 gid=0,0,0,0"
+    for shown in ours.shows():
+        if shown.startswith("show uid="):
+            assert shown == "show uid=0,0,0,0 gid=0,0,0,0"
 
 
 def watch_script(svc: str) -> list[str]:
@@ -71,7 +67,7 @@ def watch_script(svc: str) -> list[str]:
 
 
 def test_other_threads_never_see_the_switch(tools, tree, service, users):
-    svc = service([f"session required pam_python.so {tree} force revoke"])
+    svc = service([line("session", "required", py_module(tree), "force revoke")])
     res = harness(tools, watch_script(svc))
     assert res.rc == 0, res.stderr
     assert "repeat 20 failures=0" in res.lines
@@ -84,14 +80,14 @@ def test_other_threads_never_see_the_switch(tools, tree, service, users):
 def test_the_watch_catches_debian_12s_c_module(tools, service, users):
     # Linux-PAM 1.5.2's glibc setreuid() moves every thread (Red Hat bz
     # 1997969, fixed in 1.5.3): this is what makes the test above able to fail.
-    svc = service(["session required pam_keyinit.so force revoke"])
+    svc = service([line("session", "required", C_MODULE, "force revoke")])
     res = harness(tools, watch_script(svc))
     changes = int(re.findall(r"changes=(\d+)", "\n".join(res.lines))[0])
     assert changes > 0, "pam_keyinit.so no longer moves other threads: update this test"
 
 
 def test_session_keyrings_stay_per_thread(tools, tree, service, users):
-    svc = service([f"session required pam_python.so {tree} force"])
+    svc = service([line("session", "required", py_module(tree), "force")])
     before = harness(tools, ["show"]).shows()
     res = harness(
         tools,
@@ -101,5 +97,5 @@ def test_session_keyrings_stay_per_thread(tools, tree, service, users):
     shows = res.shows()
     in_thread = shows[: len(shows) - len(before)]
     after = shows[len(in_thread) :]
-    assert any(f"keyring;{Users.GID_UID};{Users.GID_GID};3f030000;_ses" in s for s in in_thread)
+    assert any(s.endswith(ses(Users.GID_UID, Users.GID_GID)) for s in in_thread)
     assert normalise(after) == normalise(before)  # the main thread's @s is untouched

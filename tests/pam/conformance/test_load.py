@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ...pamlib import Users, harness, key_users
+from ...pamlib import C_MODULE, SESSION_ERR_TEXT, Users, harness, key_users, line, py_module, ses
 
 UID = Users.GID_UID
 
@@ -46,7 +46,7 @@ def warm(tools, svc: str) -> int:
 
 
 def test_1000_cycles_with_revoke_leave_nothing(tools, tree, service, users, capsys):
-    svc = service([f"session required pam_python.so {tree} force revoke"])
+    svc = service([line("session", "required", py_module(tree), "force revoke")])
     start = warm(tools, svc)
     t0 = time.monotonic()
     res = harness(
@@ -83,7 +83,7 @@ def test_1000_cycles_with_revoke_leave_nothing(tools, tree, service, users, caps
 
 
 def test_without_revoke_keyrings_go_with_their_processes(tools, tree, service, users, capsys):
-    svc = service([f"session required pam_python.so {tree} force"])
+    svc = service([line("session", "required", py_module(tree), "force")])
     start = warm(tools, svc)
     for _ in range(50):
         res = harness(tools, ["start", "0", svc, Users.GID_USER, "open", "0", "end", "0"])
@@ -98,7 +98,7 @@ def test_without_revoke_keyrings_go_with_their_processes(tools, tree, service, u
 
 
 def test_50_sessions_held_open_at_once(tools, tree, service, users, capsys):
-    svc = service([f"session required pam_python.so {tree} force revoke"])
+    svc = service([line("session", "required", py_module(tree), "force revoke")])
     start = warm(tools, svc)
     words = [
         str(tools.harness),
@@ -132,7 +132,7 @@ def test_50_sessions_held_open_at_once(tools, tree, service, users, capsys):
     assert all(lines[1] == "open 0 -> 0 Success" for lines in opened), opened[:3]
     serials = {lines[3].split()[1] for lines in opened}
     assert len(serials) == 50 and all(
-        lines[3].endswith(f"keyring;{UID};{Users.GID_GID};3f030000;_ses") for lines in opened
+        lines[3].endswith(ses(UID, Users.GID_GID)) for lines in opened
     )
     assert all("close 0 -> 0 Success" in out and "Key has been revoked" in out for out in outs)
     end, waited = settle(start)
@@ -153,8 +153,8 @@ def test_exhausted_quota_gives_the_c_code_and_names_the_quota(
     keyring past the key-count quota (KEY_ALLOC_QUOTA_OVERRUN), so the quota
     bites when the link to _uid.N reserves its bytes in the new keyring."""
     maxbytes = Path("/proc/sys/kernel/keys/maxbytes")
-    c_svc = service(["session required pam_keyinit.so force"])
-    py_svc = service([f"session required pam_python.so {tree} force"])
+    c_svc = service([line("session", "required", C_MODULE, "force")])
+    py_svc = service([line("session", "required", py_module(tree), "force")])
     warm(tools, py_svc)
     held = key_users(UID)[2]
     old = maxbytes.read_text()
@@ -165,7 +165,7 @@ def test_exhausted_quota_gives_the_c_code_and_names_the_quota(
         py = harness(tools, [w.replace("SVC", py_svc) for w in script], capture_dir=tmp_path)
     finally:
         maxbytes.write_text(old)
-    assert "open 0 -> 14 Cannot make/remove an entry for the specified session" in c.lines
+    assert f"open 0 -> {SESSION_ERR_TEXT}" in c.lines
     assert [line.replace(c_svc, "S") for line in c.calls()] == [
         line.replace(py_svc, "S") for line in py.calls()
     ]

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from ...conftest import require
-from ...pamlib import Users, key_users, pamtester
+from ...pamlib import Users, key_users, line, pamtester, py_module
 
 KERNEL = os.uname().release
 
@@ -96,7 +96,7 @@ def test_reachable_as_at_u_and_key_spec_user_keyring(tmp_path, tree, service, us
     rlist = script(tmp_path, "keyctl rlist @s")
     svc = service(
         [
-            f"session required pam_python.so {tree} force",
+            line("session", "required", py_module(tree), "force"),
             f"session optional pam_exec.so stdout quiet {rlist}",
         ]
     )
@@ -118,7 +118,7 @@ def test_found_from_a_module_session_not_from_one_without_the_link(tmp_path, tre
         request = script(tmp_path, f"echo request=$(keyctl request user {name} 2>&1)")
         svc = service(
             [
-                f"session required pam_python.so {tree} force",
+                line("session", "required", py_module(tree), "force"),
                 f"session optional pam_exec.so stdout quiet {request}",
             ]
         )

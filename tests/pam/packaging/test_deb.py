@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ...conftest import require, require_root
-from ...pamlib import REPO, Service, Users, pamtester, system
+from ...pamlib import REPO, REVOKED, Service, Users, pamtester, ses, system
 
 pytestmark = [pytest.mark.root, pytest.mark.packaging]
 PACKAGE = "libpam-pykeyinit"
@@ -96,8 +96,8 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
         for svc in services:
             res = pamtester(svc.name, Users.GID_USER, ["open_session", "close_session"])
             assert res.rc == 0, res.stderr
-            assert f"s=keyring;{uid};{gid};3f030000;_ses" in res.probes, res.probes
-            assert "s=keyctl_describe: Key has been revoked" in res.probes
+            assert f"s={ses(uid, gid)}" in res.probes, res.probes
+            assert f"s={REVOKED}" in res.probes
 
         system("pam-auth-update", "--package", "--disable", "pykeyinit")
         assert PROFILE_LINE not in Path("/etc/pam.d/common-session").read_text()

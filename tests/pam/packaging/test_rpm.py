@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ...conftest import require_root
-from ...pamlib import REPO, Users, pamtester, system
+from ...pamlib import REPO, REVOKED, Users, line, pamtester, py_module, ses, system
 
 pytestmark = [pytest.mark.root, pytest.mark.packaging]
 
@@ -51,10 +51,10 @@ def test_payload_runs_as_a_module(rpm, probe, service, users):
         link = os.readlink(top / "usr/lib/security/pam_pykeyinit.py")
         module = top / link.lstrip("/")
         assert module.name == "pam_module.py" and module.exists()
-        svc = service([f"session required pam_python.so {module} force revoke", probe])
+        svc = service([line("session", "required", py_module(module), "force revoke"), probe])
         res = pamtester(svc, Users.GID_USER, ["open_session", "close_session"])
         assert res.rc == 0, res.stderr
-        assert f"s=keyring;{Users.GID_UID};{Users.GID_GID};3f030000;_ses" in res.probes
-        assert "s=keyctl_describe: Key has been revoked" in res.probes
+        assert f"s={ses(Users.GID_UID, Users.GID_GID)}" in res.probes
+        assert f"s={REVOKED}" in res.probes
     finally:
         shutil.rmtree(top)

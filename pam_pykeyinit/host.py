@@ -1,0 +1,138 @@
+"""Facts about the host's PAM, found the way the system finds them.
+
+Never imported at login: used by the pykeyinit command, the Makefile and the
+tests, so that no path or version of one distribution is assumed.
+
+- The folders libpam loads relative module names from are compiled into
+  libpam (DEFAULT_MODULE_PATH, and on Debian an ISA folder): they are read
+  out of the libpam.so.0 that the dynamic linker loads.
+- pam_python.so is looked up in those folders, as libpam would.
+- The folder pam_python takes a relative module file from
+  (DEFAULT_SECURITY_DIR) and the libpython it embeds are compiled into
+  pam_python.so: read out of it too.
+- The Linux-PAM version comes from the package manager (dpkg, else rpm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+# What libpam and pam_python fall back on when nothing can be read.
+FALLBACK_MODULE_DIRS = (
+    "/usr/lib64/security",
+    "/lib64/security",
+    "/usr/lib/security",
+    "/lib/security",
+)
+PAM_PYTHON_DEFAULT_DIR = "/lib/security/"  # pam_python.c: DEFAULT_SECURITY_DIR
+SECURITY_DIR = re.compile(rb"\x00(/[\w/.+-]*/security/?)\x00")
+LIBPYTHON = re.compile(rb"libpython(\d+\.\d+)[\w.]*\.so")
+SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+
+
+def _run(*cmd: str) -> str | None:
+    """A system tool's stdout, or None when it is missing or fails."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=SYSTEM_ENV)
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def libpam_path() -> Path | None:
+    """The libpam.so.0 the dynamic linker gives this process."""
+    import ctypes  # not on the login path: this module never is
+
+    try:
+        ctypes.CDLL("libpam.so.0")
+    except OSError:
+        return None
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and os.path.basename(fields[5]).startswith("libpam.so"):
+            return Path(fields[5])
+    return None
+
+
+def module_dirs() -> list[Path]:
+    """Where libpam looks for a module named without a path, in its order:
+    the folders compiled into libpam (the multiarch one first), then the
+    usual ones that exist, for a libpam that could not be read."""
+    found: list[str] = []
+    lib = libpam_path()
+    if lib is not None:
+        found = [m.decode() for m in SECURITY_DIR.findall(lib.read_bytes())]
+        found.sort(key=lambda d: "-linux-" not in d)  # DEFAULT_MODULE_PATH first
+    found += [d for d in FALLBACK_MODULE_DIRS if d not in found]
+    dirs: list[Path] = []
+    seen: set[str] = set()
+    for d in found:
+        real = os.path.realpath(d)  # /lib is /usr/lib on merged-/usr systems
+        if os.path.isdir(real) and real not in seen:
+            seen.add(real)
+            dirs.append(Path(d))
+    return dirs
+
+
+def find_module(name: str, dirs: list[Path] | None = None) -> Path | None:
+    """The file libpam loads for a module line's path (absolute, or a name
+    looked up in ``dirs``, by default module_dirs())."""
+    if name.startswith("/"):
+        return Path(name) if os.path.exists(name) else None
+    for d in module_dirs() if dirs is None else dirs:
+        if (d / name).exists():
+            return d / name
+    return None
+
+
+def pam_python(dirs: list[Path] | None = None) -> Path | None:
+    return find_module("pam_python.so", dirs)
+
+
+def pam_python_dir(pam_python_so: Path | None) -> str:
+    """The folder pam_python prefixes to a relative module file."""
+    if pam_python_so is not None:
+        m = SECURITY_DIR.search(pam_python_so.read_bytes())
+        if m:
+            return m.group(1).decode().rstrip("/") + "/"
+    return PAM_PYTHON_DEFAULT_DIR
+
+
+def embedded_python(pam_python_so: Path) -> Path | None:
+    """The interpreter matching the libpython pam_python.so loads, e.g.
+    /usr/bin/python3.11."""
+    m = LIBPYTHON.search(pam_python_so.read_bytes())
+    if not m:
+        return None
+    for folder in ("/usr/bin", "/usr/local/bin", "/bin"):
+        candidate = Path(folder) / f"python{m.group(1).decode()}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def import_path(interpreter: Path) -> list[str] | None:
+    """sys.path of ``interpreter`` started as pam_python starts it: isolated
+    (-I: no environment, no user site) with site enabled, so that every
+    .pth file has had its say. None if it cannot be asked."""
+    out = _run(str(interpreter), "-I", "-c", "import json, sys; print(json.dumps(sys.path))")
+    if out is None:
+        return None
+    try:
+        path = json.loads(out)
+    except ValueError:
+        return None
+    return [p for p in path if isinstance(p, str) and p]
+
+
+def linux_pam_version() -> tuple[int, ...] | None:
+    """Linux-PAM's upstream version, e.g. (1, 5, 2), from dpkg or rpm."""
+    out = _run("dpkg-query", "-W", "-f=${Version}", "libpam0g") or _run(
+        "rpm", "-q", "--qf", "%{VERSION}", "pam"
+    )
+    m = re.match(r"(?:\d+:)?(\d+(?:\.\d+)+)", out or "")
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None

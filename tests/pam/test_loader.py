@@ -1,0 +1,202 @@
+"""The loader (pam_module.py, then trust.py): its trust rule on real files,
+and the refusals it gives in real logins.
+
+Ownership and modes need root; the logins run through pamtester.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pam_pykeyinit import trust
+
+from ..conftest import require_root
+from ..pamlib import PACKAGE, Users, install_tree, line, pamtester, py_module, ses
+
+NOBODY = 65534
+USER_SES = ses(Users.GID_UID, Users.GID_GID)
+
+# -- the rule, on real files -------------------------------------------------
+
+
+@pytest.fixture
+def loader():
+    """The loader's functions, from executing it as pam_python does. In
+    this process the package is already imported from the checkout, so its
+    own load() refuses a second copy, which is checked too."""
+    require_root()
+    return runpy.run_path(str(PACKAGE / "pam_module.py"), run_name="pam_module")
+
+
+@pytest.fixture
+def root_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "d"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    return d
+
+
+def test_root_owned_and_private_is_safe(loader, root_dir):
+    assert loader["unsafe"](str(root_dir), True) == ""
+
+
+def test_foreign_owner_is_unsafe(loader, root_dir):
+    os.chown(root_dir, NOBODY, -1)
+    assert f"owned by uid {NOBODY}" in loader["unsafe"](str(root_dir), False)
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o757, 0o777])
+def test_group_or_world_writable_is_unsafe(loader, root_dir, mode):
+    os.chmod(root_dir, mode)
+    assert f"mode {mode:04o}" in loader["unsafe"](str(root_dir), False)
+
+
+def test_sticky_folder_is_accepted_only_on_the_way(loader, root_dir):
+    os.chmod(root_dir, 0o1777)
+    assert loader["unsafe"](str(root_dir), False) == ""
+    assert "writable" in loader["unsafe"](str(root_dir), True)
+
+
+def test_writable_file_is_unsafe(loader, root_dir):
+    f = root_dir / "x.py"
+    f.write_text("")
+    os.chmod(f, 0o666)
+    assert "writable" in loader["unsafe"](str(f), True)
+
+
+def test_symlink_mode_is_ignored_but_owner_is_not(loader, root_dir):
+    link = root_dir / "link"
+    link.symlink_to("/etc/hostname")
+    assert loader["unsafe"](str(link), True) == ""
+    os.lchown(link, NOBODY, -1)
+    assert "owned by uid" in loader["unsafe"](str(link), True)
+
+
+def test_a_second_copy_of_the_package_in_one_process_is_refused(loader, tmp_path):
+    copy = tmp_path / "pkg"
+    (copy / "pam_pykeyinit").mkdir(parents=True)
+    for src in PACKAGE.glob("*.py"):
+        (copy / "pam_pykeyinit" / src.name).write_text(src.read_text())
+    entry, why = loader["load"](str(copy / "pam_pykeyinit" / "pam_module.py"))
+    # tmp_path lies under pytest's 0700 root-owned folders: only the
+    # duplicate package can be the reason
+    assert entry is None and "another pam_pykeyinit is loaded" in why, why
+
+
+def test_walk_follows_symlinks_and_checks_their_folders(loader, root_dir):
+    unsafe = loader["unsafe"]
+    (root_dir / "real").mkdir()
+    (root_dir / "real" / "mod.py").write_text("")
+    (root_dir / "pub").mkdir()
+    (root_dir / "pub" / "mod.py").symlink_to(root_dir / "real" / "mod.py")
+    (root_dir / "rel.py").symlink_to("pub/../real/mod.py")
+    assert trust.walk_problem(str(root_dir / "pub" / "mod.py"), unsafe) == ""
+    assert trust.walk_problem(str(root_dir / "rel.py"), unsafe) == ""
+    os.chmod(root_dir / "pub", 0o777)  # anyone could swap the symlink
+    assert "pub is writable" in trust.walk_problem(str(root_dir / "pub" / "mod.py"), unsafe)
+    os.chmod(root_dir / "pub", 0o1777)  # sticky: the root-owned symlink stays
+    assert trust.walk_problem(str(root_dir / "pub" / "mod.py"), unsafe) == ""
+    # (a sticky package folder is refused by the loader's first step:
+    # tests/pam/test_stacks.py::test_replaceable_package_is_refused[sticky])
+
+
+def test_walk_refuses_relative_paths_and_symlink_loops(loader, root_dir):
+    unsafe = loader["unsafe"]
+    assert "not an absolute path" in trust.walk_problem("lib/x.py", unsafe)
+    (root_dir / "a").symlink_to("b")
+    (root_dir / "b").symlink_to("a")
+    assert "too many symbolic links" in trust.walk_problem(str(root_dir / "a"), unsafe)
+
+
+# -- the loader in real logins ------------------------------------------------
+
+
+def refused(res) -> str:
+    assert res.rc != 0 and "Error in service module" in res.stderr, res.stderr
+    lines = [e for e in res.logs if "refusing to load" in e["text"]]
+    assert lines and lines[0]["facility"] == 10 and lines[0]["severity"] == 3, res.logs
+    return lines[0]["text"]
+
+
+@pytest.mark.parametrize("what", ["folder", "sticky", "file", "pycache", "owner"])
+def test_replaceable_package_is_refused(tmp_path, probe, service, users, what):
+    top = Path(tempfile.mkdtemp(prefix="pykt-unsafe-"))
+    try:
+        module = install_tree(top)
+        target = {
+            "folder": module.parent,
+            "sticky": module.parent,
+            "file": module.parent / "keyinit.py",
+            "pycache": module.parent / "__pycache__",
+            "owner": module.parent / "kernel.py",
+        }[what]
+        if what == "owner":
+            os.chown(target, Users.PEER_UID, -1)
+        elif what == "sticky":
+            os.chmod(target, 0o1777)
+        else:
+            os.chmod(target, 0o777 if target.is_dir() else 0o666)
+        svc = service([line("session", "required", py_module(module), "force"), probe])
+        text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+        assert str(target) in text
+    finally:
+        shutil.rmtree(top)
+
+
+def test_installed_as_a_symlink(tmp_path, tree, probe, service, users):
+    top = Path(tempfile.mkdtemp(prefix="pykt-link-"))
+    try:
+        security = top / "security"
+        security.mkdir()
+        os.chmod(top, 0o755)
+        (security / "pam_pykeyinit.py").symlink_to(tree)
+        link = security / "pam_pykeyinit.py"
+        svc = service([line("session", "required", py_module(link), "force"), probe])
+        res = pamtester(svc, Users.GID_USER, ["open_session"])
+        assert res.rc == 0, res.stderr
+        assert f"s={USER_SES}" in res.probes
+        os.chmod(security, 0o777)  # anyone could now point the symlink elsewhere
+        text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+        assert f"{security} is writable by group or others" in text
+    finally:
+        shutil.rmtree(top)
+
+
+def test_hostile_environment_is_never_imported(tmp_path, tree, probe, service, users):
+    """PYTHONPATH, PYTHONHOME, HOME and the working directory full of
+    modules named like the ones the module imports: none may run."""
+    marker = tmp_path / "imported"
+    plant = tmp_path / "plant"
+    for name in (
+        "pam_pykeyinit/__init__",
+        "pam_pykeyinit/entry",
+        "_ctypes",
+        "ctypes/__init__",
+        "pwd",
+        "sitecustomize",
+        "usercustomize",
+        "errno",
+        "_thread",
+        "os",
+    ):
+        f = plant / f"{name}.py"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"open({str(marker)!r}, 'a').write({name!r} + '\\n')\n")
+    svc = service([line("session", "required", py_module(tree), "force revoke"), probe])
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(plant),
+        "PYTHONHOME": str(plant),
+        "HOME": str(plant),
+        "PYTHONSTARTUP": str(plant / "pwd.py"),
+    }
+    res = pamtester(svc, Users.GID_USER, ["open_session", "close_session"], cwd=plant, env=env)
+    assert res.rc == 0, res.stderr
+    assert f"s={USER_SES}" in res.probes
+    assert not marker.exists(), marker.read_text()
