@@ -189,9 +189,7 @@ class KeyDescription:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ctypes import Array, _SimpleCData
-    from ctypes import c_char as c_char
-    from ctypes import c_int as c_int
+    from ctypes import Array, _SimpleCData, c_char
     from ctypes import c_long as c_long
 
     from .interfaces import Ids
@@ -201,27 +199,32 @@ else:
     class c_long(_SimpleCData):  # as ctypes.c_long
         _type_ = "l"
 
-    class c_int(_SimpleCData):  # as ctypes.c_int
-        _type_ = "i"
-
-    class c_char(_SimpleCData):  # as ctypes.c_char
-        _type_ = "c"
-
 
 class CFunction(_ctypes.CFuncPtr):
     """A cdecl function that saves errno for get_errno() (use_errno=True)."""
 
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-    _restype_ = c_int
+    _restype_ = c_long
 
 
 # The foreign ABI as data: libc function -> result type (None: void).
-# Arguments are passed as explicit c_long/c_int, bytes or c_char arrays;
-# both functions are variadic, so no argtypes are declared.
+# Both are variadic, so no argtypes are declared: syscall's arguments are
+# passed as explicit c_long (a buffer as a c_char array), syslog's as a
+# Python int (ctypes passes it as a C int, the type of its priority) and bytes.
 LIBC_FUNCTIONS: "dict[str, type[_SimpleCData[int]] | None]" = {
     "syscall": c_long,
     "syslog": None,
 }
+_char_types: "list[type[c_char]]" = []
+
+
+def char_buffer(size: int) -> "Array[c_char]":
+    """A zeroed char[size] for keyctl to fill. The c_char type is made on
+    first use: a login reads no key unless 'force=auto' asks it to."""
+    if not _char_types:
+        char = type("c_char", (_SimpleCData,), {"_type_": "c"})  # as ctypes.c_char
+        _char_types.append(char)
+    return (_char_types[0] * size)()
 
 
 class Kernel:
@@ -278,7 +281,7 @@ class Kernel:
         for a revoked or expired key."""
         size = 256
         while True:
-            buf = (c_char * size)()
+            buf = char_buffer(size)
             need = self._call(KEYCTL, KEYCTL_DESCRIBE, key, buffer=buf)
             if need <= size:
                 return KeyDescription(buf.value.decode("utf-8", "replace"))
@@ -288,7 +291,7 @@ class Kernel:
         """KEYCTL_READ on a keyring: the serials linked in it."""
         size = 64
         while True:
-            buf = (c_char * size)()
+            buf = char_buffer(size)
             need = self._call(KEYCTL, KEYCTL_READ, keyring, buffer=buf)
             if need <= size:
                 raw = bytes(buf)[:need]
@@ -355,7 +358,7 @@ def syslog(priority: int, line: str) -> None:
     facility (sshd's later lines would change); a bare syslog(3) call leaves
     them as the host set them. "%s" is the format: the line itself is never
     parsed for conversions."""
-    libc_function("syslog")(c_int(LOG_AUTHPRIV | priority), b"%s", clean_line(line))
+    libc_function("syslog")(LOG_AUTHPRIV | priority, b"%s", clean_line(line))
 
 
 _functions: "dict[str, CFunction]" = {}
@@ -380,7 +383,7 @@ def current_abi() -> str:
     return abi_name(
         getattr(sys.implementation, "_multiarch", None),
         os.uname().machine,
-        _ctypes.sizeof(_ctypes.POINTER(c_int)),  # sizeof(void *)
+        8 if sys.maxsize > 2**32 else 4,  # sizeof(void *)
     )
 
 

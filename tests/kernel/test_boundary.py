@@ -12,8 +12,10 @@ from ..conftest import require_root
 
 def test_types_match_the_ctypes_package():
     assert ctypes.sizeof(kernel.c_long) == ctypes.sizeof(ctypes.c_long)
-    assert ctypes.sizeof(kernel.c_int) == ctypes.sizeof(ctypes.c_int)
     assert kernel.c_long._type_ == ctypes.c_long._type_
+    buf = kernel.char_buffer(7)
+    assert ctypes.sizeof(buf) == ctypes.sizeof(ctypes.c_char * 7)
+    assert type(buf)._type_._type_ == ctypes.c_char._type_
     lib = ctypes.CDLL(None, use_errno=True)
     assert kernel.CFunction._flags_ == lib._FuncPtr._flags_
 

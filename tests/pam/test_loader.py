@@ -6,18 +6,30 @@ Ownership and modes need root; the logins run through pamtester.
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from pam_pykeyinit import trust
+from pam_pykeyinit import host, trust
+from pam_pykeyinit.keyinit import PAM_SUCCESS
 
 from ..conftest import require_root
-from ..pamlib import PACKAGE, Users, install_tree, line, pamtester, py_module, ses
+from ..pamlib import (
+    PACKAGE,
+    Users,
+    install_tree,
+    line,
+    pam_python_so,
+    pamtester,
+    py_module,
+    ses,
+)
 
 NOBODY = 65534
 USER_SES = ses(Users.GID_UID, Users.GID_GID)
@@ -200,3 +212,51 @@ def test_hostile_environment_is_never_imported(tmp_path, tree, probe, service, u
     assert res.rc == 0, res.stderr
     assert f"s={USER_SES}" in res.probes
     assert not marker.exists(), marker.read_text()
+
+
+# -- what a login imports ------------------------------------------------------
+
+LOGIN_IMPORTS = """
+import json, sys
+before = set(sys.modules)
+path = sys.argv[1]
+namespace = {"__name__": "pam_module", "__file__": path}
+exec(compile(open(path).read(), path, "exec"), namespace)
+
+class Handle:  # what pam_python's pamh offers the module
+    service = "imports"
+    class exception(Exception):
+        pam_result = 7
+    def get_user(self, prompt):
+        return "nobody"
+
+argv = [path, *sys.argv[2:]]
+codes = [namespace[f](Handle(), 0, argv) for f in ("pam_sm_open_session", "pam_sm_close_session")]
+print(json.dumps([codes, sorted(set(sys.modules) - before)]))
+"""
+
+
+@pytest.mark.parametrize("args", ["force revoke", "force=auto persistent unavailable=ignore"])
+def test_a_login_imports_only_the_login_modules(tree, args):
+    """The loader run as pam_python runs it, on the interpreter pam_python
+    embeds: neither the pykeyinit command nor anything else is imported."""
+    require_root()
+    so = pam_python_so()
+    interpreter = (so and host.embedded_python(so)) or "/usr/bin/python3"
+    proc = subprocess.run(
+        [str(interpreter), "-I", "-c", LOGIN_IMPORTS, str(tree), *args.split()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    codes, imported = json.loads(proc.stdout)
+    assert codes == [PAM_SUCCESS, PAM_SUCCESS]
+    assert [m for m in imported if m.startswith("pam_pykeyinit")] == [
+        "pam_pykeyinit",
+        "pam_pykeyinit.creds",
+        "pam_pykeyinit.kernel",
+        "pam_pykeyinit.keyinit",
+        "pam_pykeyinit.trust",
+    ]
+    assert [m for m in imported if not m.startswith("pam_pykeyinit")] == ["_ctypes", "pwd"]
