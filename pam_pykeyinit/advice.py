@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 
-from .kernel import KEYCTL, KernelError
+from .kernel import KEYCTL, KEYCTL_GET_PERSISTENT, KernelError
 
 KEYCTL_ADVICE = {
     errno.EDQUOT: "the user's key quota is full: compare /proc/key-users with"
@@ -30,6 +30,19 @@ KEYCTL_ADVICE = {
     " has expired: add 'force' to replace it",
     errno.ENOMEM: "the kernel is out of memory for keys",
 }
+# keyctl(KEYCTL_GET_PERSISTENT, ...) first, then the keyctl table
+PERSISTENT_ADVICE = {
+    errno.EOPNOTSUPP: "this kernel has no persistent keyrings (built without"
+    " CONFIG_PERSISTENT_KEYRINGS): drop 'persistent', or park the keys in the"
+    " user keyring instead",
+    errno.EPERM: "keyctl was refused: a container's seccomp profile or an LSM"
+    " policy blocks KEYCTL_GET_PERSISTENT; drop 'persistent' here",
+    errno.EACCES: "permission denied: an LSM (SELinux, AppArmor) policy refuses"
+    " the persistent keyring; drop 'persistent' here or allow it",
+    errno.EDQUOT: "the user's key quota is full: compare /proc/key-users with"
+    " kernel.keys.maxkeys and kernel.keys.maxbytes (sysctl) and raise them or"
+    " clear stale keys",
+}
 CREDENTIAL_ADVICE = {
     errno.EPERM: "the calling process may not take this user's IDs (no"
     " CAP_SETUID/CAP_SETGID): run the PAM application as root, or open"
@@ -40,8 +53,11 @@ FALLBACK = "see the errno in keyctl(2) or setresuid(2)"
 
 
 def for_error(err: KernelError) -> str:
+    code = err.errno or 0
+    if err.op == KEYCTL_GET_PERSISTENT and code in PERSISTENT_ADVICE:
+        return PERSISTENT_ADVICE[code]
     table = KEYCTL_ADVICE if err.call == KEYCTL else CREDENTIAL_ADVICE
-    return table.get(err.errno or 0, FALLBACK)
+    return table.get(code, FALLBACK)
 
 
 def describe(err: KernelError, doing: str) -> str:

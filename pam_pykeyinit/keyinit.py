@@ -54,21 +54,43 @@ PAM_REFRESH_CRED = 0x0010
 # Options. Words are compared exactly and case-sensitively (strcmp in
 # pam_keyinit.c); any other word is ignored by the C module. pam_pykeyinit
 # ignores it too but reports it, once per process, so that a typo such as
-# ``Revoke`` gets noticed.
-KNOWN = ("force", "revoke", "debug")
+# ``Revoke`` gets noticed. pam_keyinit's three words come first; the others
+# are pam_pykeyinit's own, opt-in (README.md, "Options"), and pam_keyinit.so
+# ignores them. A malformed value ("force=sometimes") is an unknown word.
+# word -> (attribute of Options, value); the last word for an attribute wins.
+WORDS = {
+    "force": ("force", True),
+    "revoke": ("revoke", True),
+    "debug": ("debug", True),
+    "force=auto": ("force_auto", True),
+    "persistent": ("persistent", True),
+    "unavailable=ignore": ("unavailable_ignore", True),
+    "unavailable=fail": ("unavailable_ignore", False),
+}
+KNOWN = tuple(WORDS)
 
 
 class Options:
     """The words of one module line (pam_python's argv[1:])."""
 
-    __slots__ = ("debug", "force", "revoke", "unknown")
+    __slots__ = (
+        "debug",
+        "force",
+        "force_auto",
+        "persistent",
+        "revoke",
+        "unavailable_ignore",
+        "unknown",
+    )
 
     def __init__(self, words: "list[str]") -> None:
         self.force = self.revoke = self.debug = False
+        self.force_auto = self.persistent = self.unavailable_ignore = False
         self.unknown: "list[str]" = []
         for word in words:
-            if word in KNOWN:
-                setattr(self, word, True)
+            if word in WORDS:
+                attribute, value = WORDS[word]
+                setattr(self, attribute, value)
             else:
                 self.unknown.append(word)
 
@@ -207,32 +229,40 @@ def do_keyinit(ctx: "Context", opts: "Options", error_ret: int) -> int:
         uid,
         gid,
         f'taking the real IDs of "{user}" (uid {uid}, gid {gid})',
-        lambda: init_keyrings(ctx, opts, error_ret),
+        lambda: init_keyrings(ctx, opts, uid, error_ret),
         error_ret,
     )
 
 
-def init_keyrings(ctx: "Context", opts: "Options", error_ret: int) -> int:
-    """Join a new session keyring and link the user keyring into it; without
-    'force', keep a session keyring the process already has."""
+def init_keyrings(ctx: Context, opts: Options, uid: int, error_ret: int) -> int:
+    """Join a new session keyring for ``uid`` and link the user keyring (and
+    with 'persistent' the persistent keyring) into it. Without 'force',
+    keep a session keyring the process already has; with 'force=auto',
+    keep it only if it is the user's own."""
     k, log = ctx.kernel, ctx.log
-    if not opts.force:
+    if opts.force:
+        log.debug("force: a new session keyring")
+    elif opts.force_auto:
+        why, err = _why_replace(ctx, uid)
+        if err is not None and opts.unavailable_ignore and _unavailable(err):
+            return _failed(ctx, opts, err, "reading the session keyring", error_ret)
+        if not why:
+            log.debug("force=auto: keeping the session keyring, the user's own")
+            return PAM_SUCCESS
+        log.debug(f"force=auto: replacing the session keyring: {why}")
+    else:
         try:
             session = k.get_keyring_id(KEY_SPEC_SESSION_KEYRING)
         except KernelError as err:
-            import errno  # on failure only: one import less for every login
-
-            if err.errno == errno.ENOSYS:
+            if not opts.unavailable_ignore and _is(err, "ENOSYS"):
                 # As pam_keyinit: no key support in this kernel, nothing to do.
                 log.debug(f"{err}: the kernel has no keyrings, nothing to do")
                 return PAM_SUCCESS
-            _report(ctx, err, "reading the session keyring")
-            return error_ret
+            return _failed(ctx, opts, err, "reading the session keyring", error_ret)
         try:
             usession = k.get_keyring_id(KEY_SPEC_USER_SESSION_KEYRING)
         except KernelError as err:
-            _report(ctx, err, "reading the user-session keyring")
-            return error_ret
+            return _failed(ctx, opts, err, "reading the user-session keyring", error_ret)
         log.debug(f"session keyring {session}, user-session keyring {usession}")
         if session != usession:
             log.debug("the process already has a session keyring of its own: keeping it")
@@ -241,8 +271,7 @@ def init_keyrings(ctx: "Context", opts: "Options", error_ret: int) -> int:
     try:
         serial = k.join_session_keyring()
     except KernelError as err:
-        _report(ctx, err, "creating the session keyring")
-        return error_ret
+        return _failed(ctx, opts, err, "creating the session keyring", error_ret)
     # Remembered before linking, as pam_keyinit does: a failed link leaves
     # the joined keyring in place and a later revoke still finds it.
     ctx.thread.my_session_keyring = serial
@@ -252,7 +281,68 @@ def init_keyrings(ctx: "Context", opts: "Options", error_ret: int) -> int:
     except KernelError as err:
         _report(ctx, err, f"linking the user keyring into session keyring {serial}")
         return error_ret
+    if opts.persistent:
+        _link_persistent(ctx, uid, serial)
     return PAM_SUCCESS
+
+
+def _why_replace(ctx: Context, uid: int) -> "tuple[str, KernelError | None]":
+    """force=auto's test: why the process's session keyring is not ``uid``'s
+    own (with the error that showed it), or ('', None) to keep it. Kept only
+    if it is not the user-session keyring, is neither revoked nor expired
+    (reading it would fail), and is owned by ``uid``."""
+    k = ctx.kernel
+    try:
+        session = k.get_keyring_id(KEY_SPEC_SESSION_KEYRING)
+        if session == k.get_keyring_id(KEY_SPEC_USER_SESSION_KEYRING):
+            return f"{session} is only the user-session keyring", None
+        owner = k.describe(session).uid
+    except KernelError as err:
+        return f"it cannot be read: {err}", err
+    if owner != uid:
+        return f"{session} belongs to uid {owner}, not {uid}", None
+    return "", None
+
+
+def _link_persistent(ctx: Context, uid: int, serial: int) -> None:
+    """'persistent': link _persistent.<uid> into the new keyring. Its
+    failure is a warning: the login goes on as without the option."""
+    try:
+        persistent = ctx.kernel.get_persistent(uid, serial)
+    except KernelError as err:
+        from .advice import describe
+
+        doing = f"linking the persistent keyring of uid {uid} into session keyring {serial}"
+        ctx.log.warning(describe(err, doing) + "; the session goes on without it")
+        return
+    ctx.log.debug(f"linked persistent keyring {persistent} into session keyring {serial}")
+
+
+def _is(err: KernelError, *names: str) -> bool:
+    # errno is imported on failure only: one import less for every login.
+    import errno
+
+    return err.errno in [getattr(errno, name) for name in names]
+
+
+def _unavailable(err: KernelError) -> bool:
+    """keyctl refused as a kernel without keys or a container's policy
+    refuses it: the errnos systemd's KeyringMode= set-up ignores too."""
+    return err.call == kernel.KEYCTL and _is(err, "ENOSYS", "EPERM", "EACCES")
+
+
+def _failed(ctx: Context, opts: Options, err: KernelError, doing: str, error_ret: int) -> int:
+    """The result of a keyctl call that failed before a keyring was made:
+    with 'unavailable=ignore', success without a keyring where keyrings are
+    unavailable; otherwise the error line and code."""
+    if opts.unavailable_ignore and _unavailable(err):
+        ctx.log.notice(
+            f"keyrings are unavailable to this process: {err.errno_name} from"
+            f" {err.shown_call()} ({doing}); the session has no keyring of its own"
+        )
+        return PAM_SUCCESS
+    _report(ctx, err, doing)
+    return error_ret
 
 
 # ---------------------------------------------------------------------------

@@ -127,10 +127,23 @@ class Users:
 
 
 # Starting keyrings: how the process that runs pamtester begins.
+def in_own_keyring(script: str) -> list[str]:
+    """Start in an anonymous session keyring of root's, run ``script`` (sh)
+    on it, then exec the command."""
+    return ["keyctl", "session", "-", "sh", "-c", f'{script} && exec "$@"', "sh"]
+
+
 STARTS = {
     "none": [],  # whatever the test runner has (normally no session keyring)
     "anon": ["keyctl", "session", "-"],  # an anonymous _ses of its own
-    "revoked": ["keyctl", "session", "-", "sh", "-c", 'keyctl revoke @s && exec "$@"', "sh"],
+    "revoked": in_own_keyring("keyctl revoke @s"),
+    # a timeout of 1 s, then 1.5 s of waiting: EKEYEXPIRED from then on
+    "expired": in_own_keyring("keyctl timeout @s 1 && sleep 1.5"),
+    # root's keyring given to the pykt-gid user: that user's own keyring
+    "users-own": in_own_keyring(
+        f"keyctl chown @s {Users.GID_UID} && keyctl chgrp @s {Users.GID_GID}"
+        " && echo before=$(keyctl id @s)"
+    ),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import require, require_root
-from ..pamlib import Service, Users, install_tree, pam_python_so
+from ..pamlib import Service, Tools, Users, install_tree, pam_python_so
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -72,3 +72,16 @@ def runner_session_keyring(prerequisites: None) -> str:
     runner has no session keyring of its own (the 'none' starting state)."""
     out = subprocess.run(["keyctl", "rdescribe", "@s"], capture_output=True, text=True)
     return out.stdout.strip().rsplit(";", 1)[-1]
+
+
+@pytest.fixture(scope="session")
+def tools(prerequisites: None):
+    """The C helpers of tests/harness/, built once."""
+    require(shutil.which("gcc") is not None, "gcc not installed")
+    require(Path("/usr/include/security/pam_appl.h").exists(), "libpam0g-dev not installed")
+    top = Path(tempfile.mkdtemp(prefix="pykt-tools-"))
+    top.chmod(0o755)
+    try:
+        yield Tools(top)
+    finally:
+        shutil.rmtree(top)

@@ -304,3 +304,161 @@ def test_failure_to_read_the_ids_stops_before_any_switch(call):
     kernel.fail[call] = (errno.ENOSYS, kernel.counts[call] + 1)
     assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_CRED_ERR
     assert thread.my_session_keyring > 0
+
+
+# -- force=auto ----------------------------------------------------------------
+
+
+def users_own(kernel: FakeKernel) -> int:
+    """Make the process's session keyring alice's own; return its serial."""
+    ring = kernel.keyrings[kernel.session]
+    ring.uid, ring.gid = 1001, 2002
+    return ring.serial
+
+
+@pytest.mark.parametrize(
+    "session,reason",
+    [
+        (None, "is only the user-session keyring"),
+        ("own", "belongs to uid 0, not 1001"),
+        ("revoked", "EKEYREVOKED"),
+        ("expired", "EKEYEXPIRED"),
+    ],
+)
+def test_force_auto_replaces_what_is_not_the_users_own(session, reason):
+    kernel = FakeKernel(session=session)
+    before = kernel.session
+    ctx, log, thread = make(kernel)
+    thread.xdebug = True
+    assert do_keyinit(ctx, opts("force=auto"), PAM_SESSION_ERR) == PAM_SUCCESS
+    ring = kernel.keyrings[kernel.session]
+    assert kernel.session != before and (ring.name, ring.uid, ring.gid) == ("_ses", 1001, 2002)
+    assert [kernel.keyrings[s].name for s in ring.links] == ["_uid.1001"]
+    assert thread.my_session_keyring == ring.serial  # so 'revoke' revokes it
+    assert reason in log.text("debug") and "force=auto: replacing" in log.text("debug")
+    assert log.text() == ""
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_force_auto_keeps_the_users_own_and_touches_nothing():
+    kernel = FakeKernel(session="own")
+    serial = users_own(kernel)
+    ctx, log, thread = make(kernel)
+    thread.xdebug = True
+    assert do_keyinit(ctx, opts("force=auto", "persistent"), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert kernel.session == serial and thread.my_session_keyring == 0  # never revoked
+    assert kernel.keyrings[serial].links == []  # nothing linked into it
+    assert not [c for c in kernel.calls if c[0] in ("join", "link", "persistent")]
+    assert "keeping the session keyring, the user's own" in log.text("debug")
+
+
+def test_force_auto_replaces_one_that_cannot_be_described():
+    kernel = FakeKernel(session="own")
+    users_own(kernel)
+    kernel.fail["describe"] = errno.EACCES
+    ctx, _, thread = make(kernel)
+    assert do_keyinit(ctx, opts("force=auto"), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert thread.my_session_keyring == kernel.session > 0
+
+
+def test_force_wins_over_force_auto():
+    kernel = FakeKernel(session="own")
+    serial = users_own(kernel)
+    ctx, _, _ = make(kernel)
+    assert do_keyinit(ctx, opts("force=auto", "force"), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert kernel.session != serial and not [c for c in kernel.calls if c[0] == "describe"]
+
+
+def test_force_auto_where_keyctl_is_refused_fails_as_force_does():
+    kernel = FakeKernel(fail={"get": errno.EPERM, "join": errno.EPERM})
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts("force=auto"), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert "creating the session keyring" in log.text() and "EPERM" in log.text()
+
+
+# -- persistent ------------------------------------------------------------------
+
+
+def test_persistent_is_linked_into_the_created_keyring():
+    kernel = FakeKernel()
+    ctx, _, _ = make(kernel)
+    assert do_keyinit(ctx, opts("force", "persistent"), PAM_SESSION_ERR) == PAM_SUCCESS
+    ring = kernel.keyrings[kernel.session]
+    names = [kernel.keyrings[s].name for s in ring.links]
+    assert names == ["_uid.1001", "_persistent.1001"]
+    assert ("persistent", 1001, ring.serial) in kernel.calls
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_persistent_leaves_a_kept_keyring_alone():
+    kernel = FakeKernel(session="own")
+    ctx, _, _ = make(kernel)
+    assert do_keyinit(ctx, opts("persistent"), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert not [c for c in kernel.calls if c[0] == "persistent"]
+
+
+@pytest.mark.parametrize("err", [errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EDQUOT])
+def test_persistent_failure_is_a_warning_not_a_failure(err):
+    kernel = FakeKernel(fail={"persistent": err})
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts("force", "persistent", "revoke"), PAM_CRED_ERR) == PAM_SUCCESS
+    warning = log.text("warning")
+    assert "KEYCTL_GET_PERSISTENT" in warning and errno.errorcode[err] in warning
+    assert "goes on without it" in warning and log.text() == ""
+    assert thread.my_session_keyring == kernel.session  # still revoked at close
+
+
+def test_persistent_is_not_tried_after_a_failed_link():
+    kernel = FakeKernel(fail={"link": errno.ENOMEM})
+    ctx, _, _ = make(kernel)
+    assert do_keyinit(ctx, opts("persistent"), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert not [c for c in kernel.calls if c[0] == "persistent"]
+
+
+# -- unavailable=ignore ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM, errno.EACCES])
+@pytest.mark.parametrize("force", [[], ["force"], ["force=auto"]])
+def test_unavailable_ignore_gives_a_session_without_keyring(err, force):
+    kernel = FakeKernel(fail={"get": err, "join": err})
+    ctx, log, thread = make(kernel)
+    words = [*force, "unavailable=ignore", "revoke"]
+    assert do_keyinit(ctx, opts(*words), PAM_SESSION_ERR) == PAM_SUCCESS
+    notices = [m for lv, m in log.lines if lv == "notice"]
+    assert len(notices) == 1 and log.text() == ""
+    assert notices[0].startswith(
+        f"keyrings are unavailable to this process: {errno.errorcode[err]} from keyctl("
+    )
+    assert notices[0].endswith("; the session has no keyring of its own")
+    assert thread.my_session_keyring == 0 and kernel.session is None  # nothing to revoke
+    assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "fail,words",
+    [
+        ({"join": errno.EDQUOT}, ["force"]),  # another errno
+        ({"get": errno.ENOMEM}, []),
+        ({"link": errno.EPERM}, ["force"]),  # after a keyring was made
+    ],
+)
+def test_unavailable_ignore_keeps_other_failures(fail, words):
+    kernel = FakeKernel(fail=fail)
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts(*words, "unavailable=ignore"), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert log.text() and not [m for lv, m in log.lines if lv == "notice"]
+
+
+def test_unavailable_ignore_keeps_failing_on_a_revoked_inherited_keyring():
+    kernel = FakeKernel(session="revoked")
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts("unavailable=ignore"), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    assert "EKEYREVOKED" in log.text()
+
+
+def test_enosys_with_unavailable_fail_stays_silent_as_in_c():
+    kernel = FakeKernel(fail={"get": errno.ENOSYS})
+    ctx, log, _ = make(kernel)
+    assert do_keyinit(ctx, opts("unavailable=fail"), PAM_SESSION_ERR) == PAM_SUCCESS
+    assert log.lines == [] or all(lv == "debug" for lv, _ in log.lines)
