@@ -153,7 +153,8 @@ class Reader:
     def read(self, service: str) -> tuple[list[Line], list[Finding]]:
         lines: list[Line] = []
         findings: list[Finding] = []
-        self._read(service, str(self.path(service)), None, [], lines, findings)
+        top = str(self.path(service))
+        self._read(service, top, None, [], (top, 0), lines, findings)
         return lines, findings
 
     def _read(
@@ -162,15 +163,16 @@ class Reader:
         file: str,
         only: str | None,
         chain: list[str],
+        origin: tuple[str, int],
         lines: list[Line],
         findings: list[Finding],
     ) -> None:
-        where = chain[-1] if chain else file
+        """Read ``file`` (only its lines of type ``only``, if given), included
+        along ``chain`` by the line at ``origin``."""
 
         def found(severity: str, message: str, number: int = 0) -> None:
-            findings.append(
-                Finding(service, where if number == 0 else file, number, severity, message)
-            )
+            where = (file, number) if number else origin
+            findings.append(Finding(service, *where, severity, message))
 
         if file in chain:
             found(
@@ -191,7 +193,8 @@ class Reader:
                 if len(words) < 2:
                     found("error", "@include without a file", number)
                     continue
-                self._read(service, str(self.path(words[1])), only, [*chain, file], lines, findings)
+                target = str(self.path(words[1]))
+                self._read(service, target, only, [*chain, file], (file, number), lines, findings)
                 continue
             if len(words) < 3:
                 found("error", f"incomplete line: {logical[:80]!r}", number)
@@ -209,7 +212,8 @@ class Reader:
             if only is not None and kind != only:
                 continue
             if control in ("include", "substack"):
-                self._read(service, str(self.path(module)), kind, [*chain, file], lines, findings)
+                target = str(self.path(module))
+                self._read(service, target, kind, [*chain, file], (file, number), lines, findings)
                 continue
             lines.append(Line(file, number, kind, dash, control, module, args))
 

@@ -314,3 +314,26 @@ def key_users(uid: int) -> tuple[int, int, int]:
                 int(fields[4].split("/")[0]),
             )
     return 0, 0, 0
+
+
+def pykeyinit(
+    *args: str, path: Path = REPO, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the pykeyinit command as `python3 -m pam_pykeyinit ARGS` with the
+    package found in ``path`` (the checkout, or a test tree's lib folder for
+    callers that cannot read the checkout), behind ``prefix`` (setpriv,
+    keyctl session, seccomp_fail...)."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "PYTHONPATH": str(path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    cmd = [*(prefix or []), "/usr/bin/python3", "-m", "pam_pykeyinit", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def as_user(uid: int, gid: int) -> list[str]:
+    """A prefix that runs a command with all of the user's IDs."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]

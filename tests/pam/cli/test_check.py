@@ -1,0 +1,199 @@
+"""`pykeyinit check` on a fixture stack folder that holds every finding.
+
+The folder is made per test under tmp_path; module folders and the
+interpreter asked for the import path are stand-ins given on the command
+line (--module-dir, --python), so that no real folder is loosened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ...pamlib import as_user, install_tree, pykeyinit
+
+
+def write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(text.strip() + "\n")
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    """Stand-in module folder (empty files named like modules) and two
+    stand-in interpreters: one whose import path holds a world-writable
+    folder, one whose import path is clean."""
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    for name in ("pam_python.so", "pam_keyinit.so", "pam_permit.so", "pam_fscrypt.so"):
+        (modules / name).touch()
+    writable = tmp_path / "site-writable"
+    writable.mkdir()
+    writable.chmod(0o777)
+    dirty, clean = tmp_path / "python-dirty", tmp_path / "python-clean"
+    dirty.write_text(f'#!/bin/sh\necho \'["/usr/lib/python3", "{writable}"]\'\n')
+    clean.write_text("#!/bin/sh\necho '[\"/usr/lib\"]'\n")
+    for f in (dirty, clean):
+        f.chmod(0o755)
+    return modules, dirty, clean, writable
+
+
+@pytest.fixture
+def refused_tree():
+    """A package the loader refuses: one of its files is group-writable."""
+    top = Path(tempfile.mkdtemp(prefix="pykt-refused-"))
+    try:
+        module = install_tree(top)
+        (module.parent / "kernel.py").chmod(0o664)
+        yield module
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.fixture
+def stacks(tmp_path, tree, refused_tree):
+    pam = tmp_path / "pam.d"
+    pam.mkdir()
+    ours = f"pam_python.so {tree}"
+    write(
+        pam,
+        "common-session",
+        "session required pam_permit.so\nsession optional pam_keyinit.so revoke",
+    )
+    write(pam, "common-auth", "auth required pam_permit.so")
+    # includes and substacks reach common-session's keyinit line
+    write(pam, "login", "@include common-auth\n@include common-session")
+    write(pam, "su-l", "auth include common-auth\nsession include common-session")
+    write(pam, "runuser-l", "session substack common-session")
+    write(pam, "both", f"session optional pam_keyinit.so force\nsession optional {ours} force")
+    write(pam, "missing", "session optional pam_python.so /nonexistent/pam_pykeyinit/pam_module.py")
+    write(pam, "refused", f"session optional pam_python.so {refused_tree} force")
+    write(pam, "no-python", "session optional /nonexistent/pam_python.so /x/pam_pykeyinit.py")
+    write(
+        pam,
+        "typo",
+        f"session optional {ours} forse revoke\nsession optional pam_keyinit.so persistent",
+    )
+    write(pam, "early-keys", f"session optional pam_fscrypt.so\nsession optional {ours} force")
+    write(pam, "sshd", "session required pam_permit.so")
+    write(pam, "loopy", "@include loop-b")
+    write(pam, "loop-b", "session include loopy")
+    write(pam, "clean", f"# a good one\nsession    optional    {ours} force \\\n revoke")
+    return pam
+
+
+def check(pam: Path, modules: Path, python: Path, *services: str) -> tuple[int, list[dict]]:
+    proc = pykeyinit(
+        "check",
+        "--pam-dir",
+        str(pam),
+        "--module-dir",
+        str(modules),
+        "--python",
+        str(python),
+        "--json",
+        *services,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def by_service(findings: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for f in findings:
+        assert set(f) == {"service", "file", "line", "severity", "message"}
+        out.setdefault(f["service"], []).append((f["severity"], f["message"]))
+    return out
+
+
+def has(found: list[tuple[str, str]], severity: str, *words: str) -> bool:
+    return any(s == severity and all(w in m for w in words) for s, m in found)
+
+
+def test_every_finding(stacks, hosts):
+    modules, dirty, _, writable = hosts
+    rc, findings = check(stacks, modules, dirty)
+    assert rc == 1
+    got = by_service(findings)
+    # common-* are fragments, not services of their own
+    assert "common-session" not in got and "loop-b" in got
+    for service in ("login", "su-l", "runuser-l"):
+        assert has(got[service], "info", "session keyring from pam_keyinit.so (revoke)"), got[
+            service
+        ]
+        assert not [s for s, _ in got[service] if s != "info"], got[service]
+    assert has(got["both"], "error", "pam_keyinit.so and pam_pykeyinit are both")
+    assert has(got["missing"], "error", "loader would refuse", "does not exist")
+    assert has(got["refused"], "error", "loader would refuse", "kernel.py is writable by group")
+    assert has(got["no-python"], "error", "/nonexistent/pam_python.so not found")
+    assert has(got["typo"], "warning", "unknown option 'forse'; did you mean 'force'?")
+    assert has(got["typo"], "warning", "pam_keyinit.so ignores 'persistent'")
+    assert has(got["early-keys"], "warning", "pam_fscrypt.so adds keys", "move it after")
+    assert has(got["sshd"], "warning", "interactive login service without pam_keyinit")
+    assert has(got["loopy"], "error", "include loop", "loopy -> ")
+    for service in ("both", "refused", "typo", "early-keys", "clean"):
+        assert has(got[service], "error", "import path", f"{writable} is writable"), got[service]
+    lines = {(f["service"], f["line"]) for f in findings if "forse" in f["message"]}
+    assert lines == {("typo", 1)}
+    # a loop is reported at the line that closes it, and not followed again
+    loops = [(f["file"], f["line"]) for f in findings if f["service"] == "loopy"]
+    assert loops == [(str(stacks / "loop-b"), 1)]
+
+
+def test_a_clean_service_has_no_error_or_warning(stacks, hosts):
+    modules, _, clean, _ = hosts
+    rc, findings = check(stacks, modules, clean, "clean")
+    assert rc == 0, findings
+    assert {f["severity"] for f in findings} == {"info"}
+    assert any(
+        "session keyring from pam_pykeyinit (force revoke)" in f["message"] for f in findings
+    )
+
+
+def test_text_output_and_counts(stacks, hosts):
+    modules, dirty, _, _ = hosts
+    proc = pykeyinit(
+        "check",
+        "--pam-dir",
+        str(stacks),
+        "--module-dir",
+        str(modules),
+        "--python",
+        str(dirty),
+        "both",
+    )
+    assert proc.returncode == 1
+    assert f"both: {stacks}/both:2: error: pam_keyinit.so and pam_pykeyinit" in proc.stdout
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("2 errors, 0 warnings,")
+
+
+@pytest.mark.parametrize("how", ["missing", "a file", "unreadable"])
+def test_an_unreadable_folder_exits_2(tmp_path, how):
+    folder = tmp_path / "pam.d"
+    prefix = None
+    if how == "a file":
+        folder.write_text("")
+    elif how == "unreadable":
+        folder.mkdir(mode=0o700)
+        tmp_path.chmod(0o755)
+        prefix = as_user(65534, 65534)
+    proc = pykeyinit("check", "--pam-dir", str(folder), prefix=prefix)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("pykeyinit check: cannot read"), proc.stderr
+
+
+def test_a_missing_service_exits_2(stacks):
+    proc = pykeyinit("check", "--pam-dir", str(stacks), "no-such-service")
+    assert proc.returncode == 2 and "no service 'no-such-service'" in proc.stderr
+
+
+def test_the_loader_rule_is_the_loaders_own(refused_tree):
+    """check's verdict on a tree is the loader's: run the loader itself on it."""
+    from pam_pykeyinit import stacks
+
+    why = stacks.loader_refusal(str(refused_tree))
+    assert why == f"{refused_tree.parent / 'kernel.py'} is writable by group or others (mode 0664)"
+    assert os.path.exists(refused_tree)
