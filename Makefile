@@ -7,7 +7,7 @@ APT_PACKAGES := libpam-python pamtester keyutils libpam-modules libpam0g-dev gcc
 	linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross linux-libc-dev-i386-cross \
 	linux-libc-dev-riscv64-cross linux-libc-dev-ppc64el-cross linux-libc-dev-s390x-cross
 DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-linux
-DEB_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
+DEB_PACKAGES := build-essential debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
 	python3-docutils lintian
 RPM_PACKAGES := rpm rpm2cpio cpio python3-pip python3-setuptools python3-wheel python3-docutils
 VM_PACKAGES := debootstrap qemu-system-x86 cpio
@@ -15,7 +15,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init_
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check deps apt-deps venv lint test bytecode demo bench deb rpm vm-test clean
+.PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench deb rpm vm-test clean
 
 all: check
 
@@ -50,6 +50,16 @@ test: deps
 	$(VENV)/bin/python -m pytest -m "not vm"
 
 check: deps lint test
+
+# The whole suite (CI=true make check) inside a root of the other supported
+# suite: trixie on a bookworm host, bookworm on a trixie one (tools/suite-root.sh;
+# the root, with every package the targets install, is cached).
+HOST_SUITE := $(shell . /etc/os-release && echo $$VERSION_CODENAME)
+SUITE ?= $(if $(filter trixie,$(HOST_SUITE)),bookworm,trixie)
+SUITE_PACKAGES = $(APT_PACKAGES) $(DEB_PACKAGES) $(RPM_PACKAGES)
+check-suite:
+	$(call apt_install,debootstrap)
+	bash tools/suite-root.sh $(SUITE) "$(SUITE_PACKAGES)" -- make check
 
 # Byte-compile the checkout's package with the interpreter pam_python embeds,
 # as py3compile does for the installed package: pam_python writes no
@@ -87,17 +97,31 @@ rpm:
 	rm -rf build/rpm && mkdir -p build/rpm/SOURCES dist
 	tar -czf build/rpm/SOURCES/pam_pykeyinit-$(VERSION).tar.gz \
 		--transform 's,^,pam_pykeyinit-$(VERSION)/,' $(SOURCE_FILES)
-	PATH=/usr/sbin:/usr/bin:/sbin:/bin rpmbuild -bb --nodeps \
-		--load packaging/rpm/macros.debian \
-		--define "_topdir $(CURDIR)/build/rpm" packaging/rpm/pam_pykeyinit.spec
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin packaging/rpm/rpmbuild-debian.sh \
+		$(CURDIR)/build/rpm packaging/rpm/pam_pykeyinit.spec
 	cp build/rpm/RPMS/noarch/pam_pykeyinit-$(VERSION)-1.noarch.rpm dist/
 
-# A Debian 12 guest with the fresh .deb installed by apt, booted with qemu,
-# logins run inside; its report is asserted by tests/vm (see README.md).
-vm-test: deb venv
+# The 0.1.0 release's package, built from its commit, for the upgrade test.
+OLD_RELEASE := 7ed47dc7e34d8d7cede1273dde62d84c4b078d50
+old-deb:
+	$(call apt_install,$(DEB_PACKAGES))
+	@git cat-file -e $(OLD_RELEASE)^{commit} 2>/dev/null || { echo "the 0.1.0 commit \
+		$(OLD_RELEASE) is not in this clone (a shallow clone?): the upgrade test needs it"; exit 1; }
+	rm -rf build/deb-old && mkdir -p build/deb-old/src dist
+	git archive $(OLD_RELEASE) | tar -xf - -C build/deb-old/src
+	cp -r build/deb-old/src/packaging/debian build/deb-old/src/debian
+	cd build/deb-old/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b --no-sign >../build.log 2>&1
+	cp build/deb-old/libpam-pykeyinit_0.1.0_all.deb dist/
+
+# A Debian 12 and a Debian 13 guest (SUITES="bookworm trixie"), each with its
+# suite's kernel, the 0.1.0 package upgraded by apt to the fresh .deb, booted
+# with qemu, logins run inside; the reports are asserted by tests/vm.
+SUITES ?= bookworm trixie
+vm-test: deb old-deb venv
 	$(call apt_install,$(VM_PACKAGES))
-	bash tools/vm/run.sh dist/libpam-pykeyinit_$(VERSION)_all.deb
-	$(VENV)/bin/python -m pytest -m vm tests/vm
+	SUITES="$(SUITES)" bash tools/vm/run.sh dist/libpam-pykeyinit_$(VERSION)_all.deb \
+		dist/libpam-pykeyinit_0.1.0_all.deb
+	SUITES="$(SUITES)" $(VENV)/bin/python -m pytest -m vm tests/vm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist

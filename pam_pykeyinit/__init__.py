@@ -3,4 +3,4 @@
 Kept empty of imports: pam_module.py imports only what a login needs.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -91,7 +91,7 @@ def test_every_entry_point_returns_a_code(words, name, service, flags, err, faul
         mp.setattr(entry, "process_state", entry.ProcessState())
         pamh = FakePamh(user=name, get_user_error=err, service=service)
         for i in calls:
-            rc = HANDLERS[i](pamh, flags, ["/lib/security/pam_pykeyinit.py", *words])
+            rc = HANDLERS[i](pamh, flags, ["/usr/lib/security/pam_pykeyinit.py", *words])
             assert isinstance(rc, int) and (rc in CODES or rc == err), rc
     finally:
         mp.undo()

@@ -26,7 +26,7 @@ from pam_pykeyinit.keyinit import (
 from .fakes import USERS, FakeKernel, FakeLog, FakePamh
 
 pytestmark = pytest.mark.unit
-ARGV0 = "/lib/security/pam_pykeyinit.py"
+ARGV0 = "/usr/lib/security/pam_pykeyinit.py"
 
 
 @pytest.fixture

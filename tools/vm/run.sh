@@ -1,94 +1,114 @@
 #!/bin/bash
-# `make vm-test`, the guest half: a minimal Debian 12 guest with the freshly
-# built .deb installed by apt, booted with qemu, reporting over the serial
-# console. Writes build/vm/report.json for tests/vm/test_guest.py.
+# `make vm-test`, the guest half: for each suite (SUITES, default "bookworm
+# trixie"), a minimal Debian guest with that suite's kernel, the 0.1.0 .deb
+# installed by apt and then upgraded to the freshly built one, booted with
+# qemu, reporting over the serial console. Writes build/vm/SUITE/report.json
+# for tests/vm/test_guest.py.
 #
-# Cached in $PYKT_VM_CACHE (default /var/cache/pam-pykeyinit-vm): the
-# debootstrapped root (keyed by suite, mirror and package list) and the
-# kernel from Debian's linux-image package. Delete the folder to rebuild.
+#   tools/vm/run.sh NEW.deb OLD.deb
+#
+# Cached in $PYKT_VM_CACHE (default /var/cache/pam-pykeyinit-vm), keyed by
+# suite, mirror and package list: the debootstrapped root and the kernel of
+# the suite's linux-image-amd64 package. Delete the folder to rebuild.
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 deb=$1
+old_deb=$2
+suites=${SUITES:-bookworm trixie}
 cache=${PYKT_VM_CACHE:-/var/cache/pam-pykeyinit-vm}
-work=$repo/build/vm
-suite=bookworm
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 mirror=${mirror:-http://deb.debian.org/debian}
-packages=libpam-python,pamtester,keyutils,openssh-server,openssh-client,python3,iproute2,procps,libpam-runtime
-key=$(printf '%s %s %s' "$suite" "$mirror" "$packages" | sha256sum | cut -c1-16)
-base=$cache/root-$key.tar
+# What the scenarios use: logins, cron, keyctl, the Python PAM clients.
+packages=libpam-python,pamtester,keyutils,openssh-server,openssh-client,python3,iproute2,procps
+packages=$packages,libpam-runtime,cron,python3-pamela,python3-pampy,login,util-linux
 mkdir -p "$cache"
-t0=$(date +%s)
 
-if [ ! -f "$base" ]; then
+prepare_root() {  # SUITE -> $cache/root-KEY.tar and $cache/vmlinuz-KEY
+    local suite=$1 key tmp image
+    key=$(printf '%s %s %s' "$suite" "$mirror" "$packages" | sha256sum | cut -c1-16)
+    base=$cache/root-$key.tar
+    kernel=$cache/vmlinuz-$key
+    [ -f "$base" ] && [ -f "$kernel" ] && return
     echo "vm: debootstrap $suite from $mirror (first run; cached in $cache)"
     tmp=$(mktemp -d "$cache/root.XXXXXX")
-    debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 \
-        || { tail -20 "$cache/debootstrap.log"; exit 1; }
-    rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*_Packages
+    debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror" \
+        >"$cache/debootstrap-vm-$suite.log" 2>&1 \
+        || { tail -20 "$cache/debootstrap-vm-$suite.log"; exit 1; }
+    # the suite's own kernel, from its linux-image-amd64 package
+    image=$(chroot "$tmp" apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    (cd "$tmp/tmp" && chroot "$tmp" sh -c "cd /tmp && apt-get download -q $image" >/dev/null)
+    dpkg-deb --fsys-tarfile "$tmp"/tmp/linux-image-*.deb | tar -xf - -C "$tmp/tmp" ./boot
+    cp "$tmp"/tmp/boot/vmlinuz-* "$kernel.part" && mv "$kernel.part" "$kernel"
+    rm -rf "$tmp"/tmp/* "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*_Packages
     chmod 755 "$tmp"  # mktemp's 0700 would become the guest's /
     tar -C "$tmp" -cf "$base.part" . && mv "$base.part" "$base"
     rm -rf "$tmp"
-fi
-kernel=$cache/vmlinuz-$key
-if [ ! -f "$kernel" ]; then
-    echo "vm: fetching the kernel from Debian's linux-image package"
-    image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-    tmp=$(mktemp -d "$cache/kernel.XXXXXX")
-    (cd "$tmp" && apt-get download -q "$image" >/dev/null && dpkg-deb -x ./*.deb x)
-    cp "$tmp"/x/boot/vmlinuz-* "$kernel.part" && mv "$kernel.part" "$kernel"
-    rm -rf "$tmp"
-fi
-t1=$(date +%s)
-
-rm -rf "$work" && mkdir -p "$work/root"
-tar -C "$work/root" -xf "$base"
-chmod 755 "$work/root"
-cp "$deb" "$work/root/tmp/"
-# apt resolves the package's dependencies as on a user's machine (they are
-# already in the root, so no download is needed).
-chroot "$work/root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/tmp/$(basename "$deb")" \
-    >"$work/apt.log" 2>&1 || { tail -20 "$work/apt.log"; exit 1; }
-rm -f "$work/root/tmp/$(basename "$deb")"
-install -m 0755 "$repo/tools/vm/init" "$work/root/init"
-install -m 0644 "$repo/tests/vm/guest.py" "$work/root/pykt-guest.py"
-(cd "$work/root" && find . | cpio -o -H newc --quiet) >"$work/root.cpio"
-t2=$(date +%s)
+}
 
 # KVM when /dev/kvm works: a guest that has printed no kernel line after
 # 30 s (nested virtualisation can hang at the first instruction) is
-# stopped, and the boot is done again under software emulation (TCG).
-boot() {
-    timeout 900 qemu-system-x86_64 "$@" -m 2048 -smp 2 -nographic -no-reboot \
-        -kernel "$kernel" -initrd "$work/root.cpio" \
-        -append "console=ttyS0 rdinit=/init panic=-1 loglevel=4" >"$work/serial.log" 2>&1 &
+# stopped, and that boot and every later one use software emulation (TCG).
+accel=
+start_qemu() {  # ACCEL KERNEL CPIO LOG; sets $qemu
+    timeout 1200 qemu-system-x86_64 -accel "$1" -m 2048 -smp 2 -nographic -no-reboot \
+        -kernel "$2" -initrd "$3" \
+        -append "console=ttyS0 rdinit=/init panic=-1 loglevel=4" >"$4" 2>&1 &
     qemu=$!
 }
-accel=tcg
-if [ -w /dev/kvm ]; then
-    boot -accel kvm
-    for _ in $(seq 30); do
-        grep -q "Linux version\|PYKT-REPORT" "$work/serial.log" 2>/dev/null && accel=kvm && break
-        kill -0 $qemu 2>/dev/null || break
-        sleep 1
-    done
-    if [ $accel = tcg ]; then
-        kill $qemu 2>/dev/null || true
-        wait $qemu 2>/dev/null || true
-        echo "vm: KVM did not boot the guest within 30 s; using TCG"
+boot() {  # KERNEL CPIO LOG
+    if [ -z "$accel" ] && [ -w /dev/kvm ]; then
+        start_qemu kvm "$@"
+        for _ in $(seq 30); do
+            grep -q "Linux version\|PYKT-REPORT" "$3" 2>/dev/null && accel=kvm && break
+            kill -0 "$qemu" 2>/dev/null || break
+            sleep 1
+        done
+        if [ "$accel" != kvm ]; then
+            kill "$qemu" 2>/dev/null || true
+            wait "$qemu" 2>/dev/null || true
+            echo "vm: KVM did not boot the guest within 30 s; using TCG from now on"
+        fi
     fi
-fi
-[ $accel = tcg ] && boot -accel tcg
-echo "vm: booting with $accel"
-wait $qemu || true
-t3=$(date +%s)
-# the report is the line after the marker (the console may put escape
-# sequences in front of the marker itself)
-tr -d '\r' <"$work/serial.log" | sed -n '/PYKT-REPORT-BEGIN/{n;p;q}' >"$work/report.json"
-echo "vm: image $((t1 - t0)) s, guest root $((t2 - t1)) s, boot and scenarios $((t3 - t2)) s"
-if [ ! -s "$work/report.json" ]; then
-    echo "vm: no report on the serial console; its last lines:"
-    tail -30 "$work/serial.log"
-    exit 1
-fi
+    accel=${accel:-tcg}
+    [ "$accel" = tcg ] && start_qemu tcg "$@"
+    echo "vm: booting with $accel"
+    wait "$qemu" || true
+}
+
+status=0
+for suite in $suites; do
+    t0=$(date +%s)
+    prepare_root "$suite"
+    t1=$(date +%s)
+    work=$repo/build/vm/$suite
+    rm -rf "$work" && mkdir -p "$work/root"
+    tar -C "$work/root" -xf "$base"
+    chmod 755 "$work/root"
+    cp "$deb" "$old_deb" "$work/root/tmp/"
+    # apt installs the 0.1.0 package, then upgrades it to the new one, as on
+    # a user's machine (the dependencies are in the root: nothing is fetched)
+    for pkg in "$old_deb" "$deb"; do
+        chroot "$work/root" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --allow-downgrades "/tmp/$(basename "$pkg")" \
+            >>"$work/root/apt.log" 2>&1 || { tail -20 "$work/root/apt.log"; exit 1; }
+    done
+    rm -f "$work/root/tmp/"*.deb
+    install -m 0755 "$repo/tools/vm/init" "$work/root/init"
+    install -m 0644 "$repo/tests/vm/guest.py" "$work/root/pykt-guest.py"
+    (cd "$work/root" && find . | cpio -o -H newc --quiet) >"$work/root.cpio"
+    t2=$(date +%s)
+    boot "$kernel" "$work/root.cpio" "$work/serial.log"
+    t3=$(date +%s)
+    # the report is the line after the marker (the console may put escape
+    # sequences in front of the marker itself)
+    tr -d '\r' <"$work/serial.log" | sed -n '/PYKT-REPORT-BEGIN/{n;p;q}' >"$work/report.json"
+    rm -rf "$work/root" "$work/root.cpio"
+    echo "vm: $suite: image $((t1 - t0)) s, guest root $((t2 - t1)) s, boot and scenarios $((t3 - t2)) s"
+    if [ ! -s "$work/report.json" ]; then
+        echo "vm: $suite: no report on the serial console; its last lines:"
+        tail -30 "$work/serial.log"
+        status=1
+    fi
+done
+exit $status

@@ -63,11 +63,17 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
     try:
         system("apt-get", "install", "-y", "-q", str(deb))
         # the package's files and symlinks (its folders are shared with others)
-        files = [Path(f) for f in system("dpkg", "-L", PACKAGE).split() if not Path(f).is_dir()]
-        assert Path("/lib/security/pam_pykeyinit.py").resolve() == Path(
+        listed = system("dpkg", "-L", PACKAGE).split()
+        files = [Path(f) for f in listed if not Path(f).is_dir()]
+        # nothing under an aliased location (/lib is /usr/lib on merged-/usr)
+        assert [f for f in listed if f.startswith(("/lib", "/bin", "/sbin"))] == []
+        assert Path("/usr/lib/security/pam_pykeyinit.py").resolve() == Path(
             "/usr/lib/python3/dist-packages/pam_pykeyinit/pam_module.py"
         )
         assert Path("/usr/share/man/man8/pam_pykeyinit.8.gz").exists()
+        assert Path("/usr/share/man/man1/pykeyinit.1.gz").exists()
+        version = system("/usr/bin/pykeyinit", "--version").strip()
+        assert version == f"pykeyinit {deb.name.split('_')[1]}"
         # byte-compiled by py3compile, root-owned, as the loader demands
         assert list(Path("/usr/lib/python3/dist-packages/pam_pykeyinit/__pycache__").glob("*.pyc"))
         # (pam-auth-update notes the new profile in /var/lib/pam/seen)

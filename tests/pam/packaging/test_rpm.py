@@ -37,6 +37,7 @@ def test_contents_and_no_scriptlets(rpm):
     assert "/usr/lib/security/pam_pykeyinit.py" in files
     assert any(f.endswith("/pam_pykeyinit/keyinit.py") for f in files)
     assert "/usr/share/man/man8/pam_pykeyinit.8" in files
+    assert "/usr/share/man/man1/pykeyinit.1" in files and "/usr/bin/pykeyinit" in files
     assert system("rpm", "-qp", "--qf", "%{ARCH}", str(rpm)) == "noarch"
     assert system("rpm", "-qp", "--scripts", str(rpm)).strip() == ""
     assert "pam_python" in system("rpm", "-qp", "--requires", str(rpm)).split()
