@@ -2,12 +2,15 @@
 # A Debian root of another suite, to run the project's own commands in:
 #
 #   tools/suite-root.sh SUITE PACKAGES -- COMMAND...
+#   tools/suite-root.sh --tar SUITE PACKAGES      (prints the cached tar's path)
 #
 # debootstraps SUITE (bookworm, trixie) from the mirror apt already uses,
-# installs PACKAGES (space-separated) into it, and caches the result as a tar
-# in $PYKT_VM_CACHE (default /var/cache/pam-pykeyinit-vm), keyed by suite,
-# mirror and package list. Each run unpacks a fresh copy under build/, copies
-# the checkout (tracked and new files, and .git) to /pykt/src in it, binds
+# installs PACKAGES (space-separated) into it with apt (which orders
+# pre-dependencies such as systemd's, where debootstrap --include does not),
+# and caches the result as a tar in $PYKT_VM_CACHE (default
+# /var/cache/pam-pykeyinit-vm), keyed by suite, mirror and package list; the
+# guests of tools/vm/run.sh start from such a tar. Each run unpacks a fresh
+# copy under build/, copies the checkout (tracked and new files, and .git) to /pykt/src in it, binds
 # /proc, /sys and /dev, bind-mounts the root onto itself (so that
 # `unshare --mount` works inside), runs COMMAND there as root with CI set as
 # outside, and takes everything down again. The kernel, and so the kernel's
@@ -15,6 +18,8 @@
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 repo=$(cd "$(dirname "$0")/.." && pwd)
+tar_only=
+[ "$1" = --tar ] && { tar_only=1; shift; }
 suite=$1
 packages=$2
 shift 2
@@ -57,7 +62,7 @@ bind_system() {  # the system folders a chroot needs, slaves of the host's
 
 t0=$(date +%s)
 if [ ! -f "$base" ]; then
-    echo "suite-root: debootstrap $suite from $mirror, then: $packages (first run; cached in $cache)"
+    echo "suite-root: debootstrap $suite from $mirror, then: $packages (first run; cached in $cache)" >&2
     tmp=$(mktemp -d "$cache/suite.XXXXXX")
     debootstrap --variant=minbase "$suite" "$tmp" "$mirror" >"$cache/debootstrap-$suite.log" 2>&1 \
         || { tail -20 "$cache/debootstrap-$suite.log"; exit 1; }
@@ -74,6 +79,10 @@ if [ ! -f "$base" ]; then
     rm -rf "$tmp"
 fi
 t1=$(date +%s)
+if [ -n "$tar_only" ]; then
+    echo "$base"
+    exit 0
+fi
 
 rm -rf "$work" && mkdir -p "$root"
 tar -C "$root" -xf "$base"

@@ -1,22 +1,25 @@
-"""Runs inside the Debian guest as root, right after boot (tools/vm/init).
+"""Runs inside a Debian guest as root, right after boot (tools/vm/init).
 
-Drives real logins with pam_pykeyinit in place of pam_keyinit and prints
-what it observed as one JSON object between two marker lines on the serial
-console; tests/vm/test_guest.py asserts on it. The guest runs from an
-initramfs: nothing here outlives the boot.
+Drives real logins with pam_pykeyinit and prints what it observed as one
+JSON object between two marker lines on the serial console;
+tests/vm/test_guest.py asserts on it from the host. Nothing is judged here:
+the guest only records. The guest runs from an initramfs: nothing here
+outlives the boot.
 """
 
 import json
 import os
 import pty
-import re
 import select
 import subprocess
 import time
 
 REPORT: dict = {}
 USER, UID, GID = "alice", 1001, 2001
+PASSWORD = "pykt-Passw0rd"  # noqa: S105 - the throw-away guest user's
 MOD = "pam_python.so pam_pykeyinit.py"
+PROBE_FILE = "/usr/local/bin/pykt-probe"  # tests/tools/probe.sh, installed by run.sh
+SESSION_PROBE = "/usr/local/bin/pykt-session-probe"  # PROBE, for pam_exec
 # What the session holds; and a process that keeps the session keyring
 # after logout (as tmux or screen would), so that the revoke can be seen.
 PROBE = (
@@ -27,12 +30,12 @@ PROBE = (
 
 
 def sh(cmd: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=180, **kw)
 
 
-def as_user(cmd: str) -> str:
+def as_user(cmd: str, stderr: bool = True) -> str:
     r = sh(f"setpriv --reuid={UID} --regid={GID} --clear-groups sh -c '{cmd}'")
-    return (r.stdout + r.stderr).strip()
+    return (r.stdout + (r.stderr if stderr else "")).strip()
 
 
 def parse(out: str) -> dict:
@@ -55,34 +58,59 @@ def after(observed: dict) -> dict:
     return observed
 
 
-def replace_keyinit(path: str) -> None:
-    text = open(path).read()
-    new = re.sub(r"pam_keyinit\.so", MOD, text)
-    open(path, "w").write(new)
+def write(path: str, text: str, mode: int = 0o644) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def pykeyinit(args: str) -> dict:
+    r = sh(f"pykeyinit {args}")
+    return {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr[-2000:]}
 
 
 def scenario(name):
     def wrap(fn):
         print(f"PYKT-STEP {name}", flush=True)
+        t0 = time.time()
         try:
             REPORT[name] = fn()
         except Exception as exc:
             REPORT[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(f"PYKT-STEP {name} done in {time.time() - t0:.1f} s", flush=True)
         return fn
 
     return wrap
 
 
+def os_release() -> dict:
+    fields = {}
+    for line in open("/etc/os-release"):
+        key, _, value = line.strip().partition("=")
+        fields[key] = value.strip('"')
+    return fields
+
+
 def setup() -> dict:
     sh(f"groupadd -g {GID} staffers && useradd -m -u {UID} -g {GID} -s /bin/sh {USER}")
-    sh(f"echo '{USER}:pykt-Passw0rd' | chpasswd")
+    sh(f"echo '{USER}:{PASSWORD}' | chpasswd")
     return {
         "kernel": os.uname().release,
+        "suite": os_release().get("VERSION_CODENAME"),
         "user": sh(f"id {USER}").stdout.strip(),
         "deb": sh("dpkg-query -W -f='${Version} ${Status}' libpam-pykeyinit").stdout,
-        "loader": os.path.realpath("/lib/security/pam_pykeyinit.py"),
+        "files": sh("dpkg -L libpam-pykeyinit").stdout.split(),
+        "loader": os.path.realpath("/usr/lib/security/pam_pykeyinit.py"),
+        "loader_via_lib": os.path.realpath("/lib/security/pam_pykeyinit.py"),
+        "security_dir": sorted(os.listdir("/usr/lib/security")),
+        "apt_log": open("/apt.log").read()[-3000:],
+        "libpam": sh("dpkg-query -W -f='${Version}' libpam0g").stdout,
+        "python": sh("python3 --version").stdout.strip(),
         "common_session_before": open("/etc/pam.d/common-session").read(),
         "noninteractive_before": open("/etc/pam.d/common-session-noninteractive").read(),
+        # pykeyinit check on the stacks as Debian ships them, before any change
+        "check_shipped": pykeyinit("check --json login sshd su-l common-session cron"),
+        "pykeyinit_version": pykeyinit("--version")["stdout"].strip(),
     }
 
 
@@ -91,50 +119,51 @@ REPORT["setup"] = setup()
 
 @scenario("pamtester")
 def _pamtester():
-    probe = "/usr/local/bin/pykt-probe"
-    with open(probe, "w") as f:
-        f.write(f"#!/bin/sh\n{PROBE}\n")
-    os.chmod(probe, 0o755)
-    with open("/etc/pam.d/pykt-pamtester", "w") as f:
-        f.write(
-            f"session required {MOD} force revoke\n"
-            f"session optional pam_exec.so stdout quiet type=open_session {probe}\n"
-        )
+    write(SESSION_PROBE, f"#!/bin/sh\n{PROBE}\n", 0o755)
+    write(
+        "/etc/pam.d/pykt-pamtester",
+        f"session required {MOD} force revoke\n"
+        f"session optional pam_exec.so stdout quiet type=open_session {SESSION_PROBE}\n",
+    )
     r = sh(f"pamtester pykt-pamtester {USER} open_session close_session")
     return after({**parse(r.stdout), "rc": r.returncode, "stderr": r.stderr})
 
 
-def su_like(pam_file: str, cmd: str) -> dict:
-    replace_keyinit(pam_file)
+def converted(service: str) -> dict:
+    """`pykeyinit convert --write SERVICE` on Debian's own file."""
+    return {**pykeyinit(f"convert --write {service}"), "stack": pam_lines(service)}
+
+
+def pam_lines(service: str) -> list:
+    return [x for x in open(f"/etc/pam.d/{service}").read().splitlines() if "pykeyinit" in x]
+
+
+def su_like(service: str, cmd: str) -> dict:
+    conversion = converted(service)
     r = sh(cmd)
     return after(
-        {
-            **parse(r.stdout),
-            "rc": r.returncode,
-            "stderr": r.stderr[-500:],
-            "stack": [x for x in open(pam_file).read().splitlines() if "pykeyinit" in x],
-        }
+        {**parse(r.stdout), "rc": r.returncode, "stderr": r.stderr[-500:], "convert": conversion}
     )
 
 
 @scenario("su_l")
 def _su():
-    return su_like("/etc/pam.d/su-l", f"su -l {USER} -c '{PROBE}'")
+    return su_like("su-l", f"su -l {USER} -c '{PROBE}'")
 
 
 @scenario("runuser_l")
 def _runuser():
-    return su_like("/etc/pam.d/runuser-l", f"runuser -l {USER} -c '{PROBE}'")
+    return su_like("runuser-l", f"runuser -l {USER} -c '{PROBE}'")
 
 
-def pty_login(extra_env=None) -> dict:
+def pty_login() -> dict:
     """login -f on a pseudo-terminal: the session part of a console login."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execv("/bin/login", ["login", "-f", USER])
     out = b""
     sent = False
-    deadline = time.time() + 30
+    deadline = time.time() + 60
     while time.time() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
@@ -145,11 +174,11 @@ def pty_login(extra_env=None) -> dict:
             if not chunk:
                 break
             out += chunk
-        if not sent and (b"$ " in out or time.time() > deadline - 25):
+        if not sent and (b"$ " in out or time.time() > deadline - 50):
             os.write(fd, (PROBE + "\nexit\n").encode())
             sent = True
     status = None
-    for _ in range(100):  # login ends when its shell exits; never wait forever
+    for _ in range(200):  # login ends when its shell exits; never wait forever
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
@@ -163,13 +192,13 @@ def pty_login(extra_env=None) -> dict:
 
 @scenario("login")
 def _login():
-    replace_keyinit("/etc/pam.d/login")
-    return after(pty_login())
+    conversion = converted("login")
+    return after({**pty_login(), "convert": conversion})
 
 
 @scenario("sshd")
 def _sshd():
-    replace_keyinit("/etc/pam.d/sshd")
+    conversion = converted("sshd")
     os.makedirs("/run/sshd", exist_ok=True)
     sh("ssh-keygen -A")
     home = f"/home/{USER}"
@@ -185,24 +214,168 @@ def _sshd():
         "ssh -i /root/pykt_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
         f"-o BatchMode=yes {USER}@127.0.0.1 '{PROBE}'"
     )
-    time.sleep(1)  # sshd closes the session after the channel ends
+    time.sleep(2)  # sshd closes the session after the channel ends
     return after(
         {
             **parse(r.stdout),
             "rc": r.returncode,
             "stderr": r.stderr[-500:],
             "sshd_start": started.returncode,
+            "convert": conversion,
         }
     )
 
 
+@scenario("su_plain")
+def _su_plain():
+    """Plain su keeps the caller's keyring (Debian's su has no keyinit line);
+    with force=auto the target user gets one of its own. The caller is a
+    root shell in an anonymous keyring of its own."""
+    cmd = f"keyctl session - su {USER} -c 'keyctl rdescribe @s'"
+    before = sh(cmd).stdout.strip()
+    with open("/etc/pam.d/su", "a") as f:
+        f.write(f"session optional {MOD} force=auto\n")
+    r = sh(f"keyctl session - su {USER} -c '{PROBE}'")
+    return {**parse(r.stdout), "rc": r.returncode, "without": before, "stack": pam_lines("su")}
+
+
+@scenario("cron")
+def _cron():
+    """A real cron daemon runs the user's job through a cron stack with
+    force=auto persistent. crond runs in a root-owned keyring of its own,
+    as systemd's units do. The user parked a key in its persistent keyring
+    beforehand."""
+    text = open("/etc/pam.d/cron").read()
+    line = f"session    optional     {MOD} force=auto persistent\n"
+    marker = "@include common-session-noninteractive"
+    write("/etc/pam.d/cron", text.replace(marker, line + marker) if marker in text else text + line)
+    parked = as_user(
+        'keyctl session - sh -c "keyctl add user pykt-cron secret \\$(keyctl get_persistent @s)"',
+        stderr=False,
+    )
+    job = "/usr/local/bin/pykt-cron-job"
+    write(
+        job,
+        "#!/bin/sh\n"
+        "{ echo S=$(keyctl rdescribe @s 2>&1); echo ID=$(keyctl id @s 2>&1);"
+        " for k in $(keyctl rlist @s 2>/dev/null); do echo L=$(keyctl rdescribe $k); done;"
+        " echo R=$(keyctl request user pykt-cron 2>&1); } > /tmp/pykt-cron.out\n",
+        0o755,
+    )
+    write("/tmp/pykt-crontab", f"* * * * * {job}\n")
+    crontab = sh(f"crontab -u {USER} /tmp/pykt-crontab")
+    # crond wakes at the next minute: start it 3 s before one
+    sh('date -s "$(date +%Y-%m-%d) 12:00:57"')
+    started = sh("keyctl session - /usr/sbin/cron")
+    for _ in range(240):
+        if os.path.exists("/tmp/pykt-cron.out"):
+            time.sleep(1)
+            break
+        time.sleep(0.5)
+    out = open("/tmp/pykt-cron.out").read() if os.path.exists("/tmp/pykt-cron.out") else ""
+    found = parse(out)
+    found["request"] = next((x[2:] for x in out.splitlines() if x.startswith("R=")), None)
+    return {
+        **found,
+        "parked": parked,
+        "crontab_rc": crontab.returncode,
+        "cron_start": started.returncode,
+        "stack": pam_lines("cron"),
+        "check": pykeyinit("check --json cron"),
+    }
+
+
+# -- the suite's own pam_keyinit.so as the oracle --------------------------------
+
+DIFF_OPTIONS = ["", "force", "revoke", "force revoke"]
+DIFF_SEQUENCES = {
+    "open-close": "open_session close_session",
+    "setcred-delete": "setcred open_session 'setcred(~PAM_SILENT & 4)' close_session",
+}
+DIFF_STARTS = {
+    "none": "",
+    "anon": "keyctl session - ",
+    "revoked": "keyctl session - sh -c 'keyctl revoke @s && exec \"$@\"' sh ",
+}
+
+
+@scenario("differential")
+def _differential():
+    """Each case once with pam_keyinit.so and once with pam_pykeyinit in its
+    place; the host compares (tests/vm/test_guest.py)."""
+    cases = []
+    for args in DIFF_OPTIONS:
+        for seq_name, ops in DIFF_SEQUENCES.items():
+            for start_name, start in DIFF_STARTS.items():
+                runs = {}
+                for kind, module in (("c", "pam_keyinit.so"), ("py", MOD)):
+                    svc = f"pykt-diff-{kind}"
+                    write(
+                        f"/etc/pam.d/{svc}",
+                        f"auth optional {module} {args}\n"
+                        f"session required {module} {args}\n"
+                        f"session optional pam_exec.so stdout quiet {PROBE_FILE}\n",
+                    )
+                    r = sh(f"{start}pamtester -v {svc} {USER} {ops}")
+                    runs[kind] = {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr}
+                cases.append({"args": args, "sequence": seq_name, "start": start_name, **runs})
+    return {"cases": cases}
+
+
+# -- Python programs that drive PAM in-process ----------------------------------
+
+GIL_CLIENT = r"""
+import ctypes, json, subprocess, sys
+pam = ctypes.PyDLL("libpam.so.0")  # keeps the GIL during the calls
+class Conv(ctypes.Structure):
+    _fields_ = [("conv", ctypes.c_void_p), ("appdata_ptr", ctypes.c_void_p)]
+handle = ctypes.c_void_p()
+conv = Conv(None, None)
+codes = [pam.pam_start(b"pykt-py", sys.argv[1].encode(), ctypes.byref(conv), ctypes.byref(handle))]
+codes.append(pam.pam_open_session(handle, 0))
+s = subprocess.run(["keyctl", "rdescribe", "@s"], capture_output=True, text=True).stdout.strip()
+codes.append(pam.pam_close_session(handle, 0))
+codes.append(pam.pam_end(handle, 0))
+print(json.dumps({"codes": codes, "s": s}))
+"""
+
+
+@scenario("python_pam")
+def _python_pam():
+    """pamela (python3-pamela) and python-pam (python3-pampy) call libpam
+    through ctypes.CDLL, which releases the GIL; pam_python then calls the
+    C API without it. A client keeping the GIL (ctypes.PyDLL) is the
+    control."""
+    ours = f"auth optional {MOD}\nauth required pam_permit.so\naccount required pam_permit.so\n"
+    ours += f"session optional {MOD} force revoke\n"
+    plain = "auth required pam_permit.so\naccount required pam_permit.so\n"
+    plain += "session optional pam_keyinit.so force revoke\n"
+    write("/etc/pam.d/pykt-py", ours)
+    write("/etc/pam.d/pykt-nopy", plain)
+    pamela = "import pamela, sys; pamela.open_session('{u}', service=sys.argv[1]); print('done')"
+    pampy = "import pam, sys; print(pam.pam().authenticate('{u}', '{p}', service=sys.argv[1]))"
+    out = {}
+    for name, code in (("pamela", pamela), ("python_pam", pampy)):
+        code = code.format(u=USER, p=PASSWORD)
+        for svc in ("pykt-py", "pykt-nopy"):
+            r = subprocess.run(
+                ["python3", "-c", code, svc], capture_output=True, text=True, timeout=120
+            )
+            out[f"{name}:{svc}"] = {
+                "rc": r.returncode,
+                "stdout": r.stdout,
+                "stderr": r.stderr[-500:],
+            }
+    r = subprocess.run(["python3", "-c", GIL_CLIENT, USER], capture_output=True, text=True)
+    out["gil_client"] = {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr[-500:]}
+    return out
+
+
 @scenario("pam_auth_update")
 def _profile():
-    # Take the C and Python lines out of login so only the profile acts.
+    # Take the keyinit lines out of login so only the profile acts.
     text = open("/etc/pam.d/login").read()
-    open("/etc/pam.d/login", "w").write(
-        "\n".join(x for x in text.splitlines() if "keyinit" not in x) + "\n"
-    )
+    write("/etc/pam.d/login", "\n".join(x for x in text.splitlines() if "keyinit" not in x) + "\n")
     r = sh("pam-auth-update --package --enable pykeyinit")
     observed = pty_login()
     return after(

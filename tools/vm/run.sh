@@ -20,29 +20,25 @@ cache=${PYKT_VM_CACHE:-/var/cache/pam-pykeyinit-vm}
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 mirror=${mirror:-http://deb.debian.org/debian}
 # What the scenarios use: logins, cron, keyctl, the Python PAM clients.
-packages=libpam-python,pamtester,keyutils,openssh-server,openssh-client,python3,iproute2,procps
-packages=$packages,libpam-runtime,cron,python3-pamela,python3-pampy,login,util-linux
+packages="libpam-python pamtester keyutils openssh-server openssh-client python3 iproute2 procps"
+# (python3-pampy 2.0.2 imports six without depending on it)
+packages="$packages libpam-runtime cron python3-pamela python3-pampy python3-six login util-linux"
 mkdir -p "$cache"
 
-prepare_root() {  # SUITE -> $cache/root-KEY.tar and $cache/vmlinuz-KEY
-    local suite=$1 key tmp image
-    key=$(printf '%s %s %s' "$suite" "$mirror" "$packages" | sha256sum | cut -c1-16)
-    base=$cache/root-$key.tar
-    kernel=$cache/vmlinuz-$key
-    [ -f "$base" ] && [ -f "$kernel" ] && return
-    echo "vm: debootstrap $suite from $mirror (first run; cached in $cache)"
-    tmp=$(mktemp -d "$cache/root.XXXXXX")
-    debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror" \
-        >"$cache/debootstrap-vm-$suite.log" 2>&1 \
-        || { tail -20 "$cache/debootstrap-vm-$suite.log"; exit 1; }
-    # the suite's own kernel, from its linux-image-amd64 package
+prepare_root() {  # SUITE -> $base (the root's tar) and $kernel (its suite's vmlinuz)
+    local suite=$1 tmp image
+    base=$(bash "$repo/tools/suite-root.sh" --tar "$suite" "$packages")
+    kernel=${base%.tar}.vmlinuz
+    [ -f "$kernel" ] && return
+    echo "vm: fetching $suite's kernel (linux-image-amd64; cached in $cache)"
+    tmp=$(mktemp -d "$cache/kernel.XXXXXX")
+    tar -C "$tmp" -xf "$base" ./etc ./usr ./var ./bin ./lib ./lib64 ./sbin 2>/dev/null || true
+    cp /etc/resolv.conf "$tmp/etc/resolv.conf"
     image=$(chroot "$tmp" apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-    (cd "$tmp/tmp" && chroot "$tmp" sh -c "cd /tmp && apt-get download -q $image" >/dev/null)
+    mkdir -p "$tmp/tmp" && chmod 1777 "$tmp/tmp"
+    chroot "$tmp" sh -c "cd /tmp && apt-get download -q $image" >/dev/null 2>&1
     dpkg-deb --fsys-tarfile "$tmp"/tmp/linux-image-*.deb | tar -xf - -C "$tmp/tmp" ./boot
     cp "$tmp"/tmp/boot/vmlinuz-* "$kernel.part" && mv "$kernel.part" "$kernel"
-    rm -rf "$tmp"/tmp/* "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*_Packages
-    chmod 755 "$tmp"  # mktemp's 0700 would become the guest's /
-    tar -C "$tmp" -cf "$base.part" . && mv "$base.part" "$base"
     rm -rf "$tmp"
 }
 
@@ -85,6 +81,8 @@ for suite in $suites; do
     rm -rf "$work" && mkdir -p "$work/root"
     tar -C "$work/root" -xf "$base"
     chmod 755 "$work/root"
+    # the guest needs no package lists: a smaller initramfs
+    rm -rf "$work/root"/var/lib/apt/lists/* "$work/root"/var/cache/apt/*.bin
     cp "$deb" "$old_deb" "$work/root/tmp/"
     # apt installs the 0.1.0 package, then upgrades it to the new one, as on
     # a user's machine (the dependencies are in the root: nothing is fetched)
@@ -96,6 +94,7 @@ for suite in $suites; do
     rm -f "$work/root/tmp/"*.deb
     install -m 0755 "$repo/tools/vm/init" "$work/root/init"
     install -m 0644 "$repo/tests/vm/guest.py" "$work/root/pykt-guest.py"
+    install -D -m 0755 "$repo/tests/tools/probe.sh" "$work/root/usr/local/bin/pykt-probe"
     (cd "$work/root" && find . | cpio -o -H newc --quiet) >"$work/root.cpio"
     t2=$(date +%s)
     boot "$kernel" "$work/root.cpio" "$work/serial.log"

@@ -36,8 +36,10 @@ def test_contents_and_no_scriptlets(rpm):
     files = system("rpm", "-qlp", str(rpm)).split()
     assert "/usr/lib/security/pam_pykeyinit.py" in files
     assert any(f.endswith("/pam_pykeyinit/keyinit.py") for f in files)
-    assert "/usr/share/man/man8/pam_pykeyinit.8" in files
-    assert "/usr/share/man/man1/pykeyinit.1" in files and "/usr/bin/pykeyinit" in files
+    # (Debian 13's rpm compresses man pages, Debian 12's does not)
+    pages = {f.rsplit(".", 1)[0] if f.endswith((".gz", ".xz", ".bz2")) else f for f in files}
+    assert {"/usr/share/man/man8/pam_pykeyinit.8", "/usr/share/man/man1/pykeyinit.1"} <= pages
+    assert "/usr/bin/pykeyinit" in files
     assert system("rpm", "-qp", "--qf", "%{ARCH}", str(rpm)) == "noarch"
     assert system("rpm", "-qp", "--scripts", str(rpm)).strip() == ""
     assert "pam_python" in system("rpm", "-qp", "--requires", str(rpm)).split()
