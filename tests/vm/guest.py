@@ -358,8 +358,12 @@ def _python_pam():
     for name, code in (("pamela", pamela), ("python_pam", pampy)):
         code = code.format(u=USER, p=PASSWORD)
         for svc in ("pykt-py", "pykt-nopy"):
-            r = subprocess.run(
-                ["python3", "-c", code, svc], capture_output=True, text=True, timeout=120
+            r = subprocess.run(  # (stdin not the console: python-pam asks ttyname(0))
+                ["python3", "-c", code, svc],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             out[f"{name}:{svc}"] = {
                 "rc": r.returncode,

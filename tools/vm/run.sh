@@ -32,10 +32,9 @@ prepare_root() {  # SUITE -> $base (the root's tar) and $kernel (its suite's vml
     [ -f "$kernel" ] && return
     echo "vm: fetching $suite's kernel (linux-image-amd64; cached in $cache)"
     tmp=$(mktemp -d "$cache/kernel.XXXXXX")
-    tar -C "$tmp" -xf "$base" ./etc ./usr ./var ./bin ./lib ./lib64 ./sbin 2>/dev/null || true
+    tar -C "$tmp" -xf "$base"
     cp /etc/resolv.conf "$tmp/etc/resolv.conf"
     image=$(chroot "$tmp" apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-    mkdir -p "$tmp/tmp" && chmod 1777 "$tmp/tmp"
     chroot "$tmp" sh -c "cd /tmp && apt-get download -q $image" >/dev/null 2>&1
     dpkg-deb --fsys-tarfile "$tmp"/tmp/linux-image-*.deb | tar -xf - -C "$tmp/tmp" ./boot
     cp "$tmp"/tmp/boot/vmlinuz-* "$kernel.part" && mv "$kernel.part" "$kernel"
