@@ -157,37 +157,43 @@ def _runuser():
 
 
 def pty_login() -> dict:
-    """login -f on a pseudo-terminal: the session part of a console login."""
+    """login -f on a pseudo-terminal: the session part of a console login.
+    login calls vhangup(2) and reopens its terminal, so a read of the
+    master side can fail (EIO) while login is alive: only login's exit, or
+    the deadline, ends the conversation."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execv("/bin/login", ["login", "-f", USER])
     out = b""
     sent = False
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    status = None
+    start = time.time()
+    while time.time() < start + 60 and status is None:
         ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
             try:
-                chunk = os.read(fd, 4096)
+                out += os.read(fd, 4096)
             except OSError:
-                break
+                time.sleep(0.1)
+        if not sent and (b"$ " in out or time.time() > start + 10):
+            os.write(fd, (PROBE + "\nexit\n").encode())
+            sent = True
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(code)
+    if status is None:  # never wait forever
+        os.kill(pid, 9)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    try:  # what the pty still holds after login ended
+        while select.select([fd], [], [], 0.2)[0]:
+            chunk = os.read(fd, 4096)
             if not chunk:
                 break
             out += chunk
-        if not sent and (b"$ " in out or time.time() > deadline - 50):
-            os.write(fd, (PROBE + "\nexit\n").encode())
-            sent = True
-    status = None
-    for _ in range(200):  # login ends when its shell exits; never wait forever
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
+    except OSError:
+        pass
     text = out.decode("utf-8", "replace")
-    return {**parse(text), "rc": status, "tail": text[-300:]}
+    return {**parse(text), "rc": status, "tail": text[-300:], "seconds": time.time() - start}
 
 
 @scenario("login")
