@@ -224,6 +224,7 @@ class Context:
 
     module_dirs: list[Path]
     python: Path | None
+    pam_python_dir: str  # where pam_python takes a relative file from
     import_path_problems: list[str] = field(default_factory=list)
     import_path_error: str = ""
 
@@ -252,7 +253,7 @@ def host_context(module_dirs: list[Path] | None, python: Path | None) -> Context
     dirs = module_dirs if module_dirs is not None else host.module_dirs()
     so = host.pam_python(dirs)
     interpreter = python or (host.embedded_python(so) if so else None)
-    ctx = Context(dirs, interpreter)
+    ctx = Context(dirs, interpreter, host.pam_python_dir(so))
     if interpreter is None:
         ctx.import_path_error = "cannot tell which Python pam_python embeds"
         return ctx
@@ -319,8 +320,7 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
         if x.is_pykeyinit():
             target = x.args[0]
             if not target.startswith("/"):
-                so = host.pam_python(ctx.module_dirs)
-                target = host.pam_python_dir(so) + target
+                target = ctx.pam_python_dir + target
             why = loader_refusal(target)
             if why:
                 add(x, "error", f"the pam_pykeyinit loader would refuse {x.args[0]}: {why}")
