@@ -53,13 +53,15 @@ check: deps lint test
 
 # The whole suite (CI=true make check) inside a root of the other supported
 # suite: trixie on a bookworm host, bookworm on a trixie one (tools/suite-root.sh;
-# the root, with every package the targets install, is cached).
+# the root, with every package the targets install, is cached); then that
+# suite's lintian on the .deb built here (one package for both suites).
 HOST_SUITE := $(shell . /etc/os-release && echo $$VERSION_CODENAME)
 SUITE ?= $(if $(filter trixie,$(HOST_SUITE)),bookworm,trixie)
 SUITE_PACKAGES = $(APT_PACKAGES) $(DEB_PACKAGES) $(RPM_PACKAGES)
-check-suite:
+check-suite: deb
 	$(call apt_install,debootstrap)
-	bash tools/suite-root.sh $(SUITE) "$(SUITE_PACKAGES)" -- make check
+	bash tools/suite-root.sh $(SUITE) "$(SUITE_PACKAGES)" -- sh -c 'make check && \
+		lintian --fail-on error,warning --info /pykt/dist/libpam-pykeyinit_$(VERSION)_all.deb'
 
 # Byte-compile the checkout's package with the interpreter pam_python embeds,
 # as py3compile does for the installed package: pam_python writes no

@@ -10,7 +10,8 @@
 # and caches the result as a tar in $PYKT_VM_CACHE (default
 # /var/cache/pam-pykeyinit-vm), keyed by suite, mirror and package list; the
 # guests of tools/vm/run.sh start from such a tar. Each run unpacks a fresh
-# copy under build/, copies the checkout (tracked and new files, and .git) to /pykt/src in it, binds
+# copy under build/, copies the checkout (tracked and new files, and .git) to
+# /pykt/src in it and the host's dist/ to /pykt/dist, binds
 # /proc, /sys and /dev, bind-mounts the root onto itself (so that
 # `unshare --mount` works inside), runs COMMAND there as root with CI set as
 # outside, and takes everything down again. The kernel, and so the kernel's
@@ -89,6 +90,8 @@ tar -C "$root" -xf "$base"
 mkdir -p "$root/pykt/src"
 (cd "$repo" && { git ls-files --cached --others --exclude-standard; find .git; } | sort -u \
     | tar -cf - --no-recursion -T -) | tar -xf - -C "$root/pykt/src"
+# packages built on the host, for the suite's own tools to look at
+if [ -d "$repo/dist" ]; then cp -r "$repo/dist" "$root/pykt/dist"; fi
 bind_system "$root"
 echo "suite-root: $suite ready in $((t1 - t0)) s (root) + $(($(date +%s) - t1)) s (copy); running: $*"
 rc=0
