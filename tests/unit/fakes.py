@@ -222,7 +222,7 @@ class PamException(Exception):
 
 
 class FakePamh:
-    """What pam_python's PamHandle offers that entry.py reads."""
+    """What pam_python's PamHandle offers that keyinit.py's entry points read."""
 
     exception = PamException
     PAM_SERVICE_ERR = 3
