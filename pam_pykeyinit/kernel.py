@@ -279,26 +279,26 @@ class Kernel:
     def describe(self, key: int) -> "KeyDescription":
         """KEYCTL_DESCRIBE (keyctl_describe(3)); EKEYREVOKED or EKEYEXPIRED
         for a revoked or expired key."""
-        size = 256
-        while True:
-            buf = char_buffer(size)
-            need = self._call(KEYCTL, KEYCTL_DESCRIBE, key, buffer=buf)
-            if need <= size:
-                return KeyDescription(buf.value.decode("utf-8", "replace"))
-            size = need
+        text = self._read_out(KEYCTL_DESCRIBE, key, 256).rstrip(b"\0")
+        return KeyDescription(text.decode("utf-8", "replace"))
 
     def read_keyring(self, keyring: int) -> "list[int]":
         """KEYCTL_READ on a keyring: the serials linked in it."""
-        size = 64
+        raw = self._read_out(KEYCTL_READ, keyring, 64)
+        return [
+            int.from_bytes(raw[i : i + 4], sys.byteorder, signed=True)
+            for i in range(0, len(raw), 4)
+        ]
+
+    def _read_out(self, op: int, key: int, size: int) -> bytes:
+        """What a keyctl operation that fills a buffer returns, in a buffer
+        grown to the size the kernel asks for (it returns the full size
+        and copies only what fits)."""
         while True:
             buf = char_buffer(size)
-            need = self._call(KEYCTL, KEYCTL_READ, keyring, buffer=buf)
+            need = self._call(KEYCTL, op, key, buffer=buf)
             if need <= size:
-                raw = bytes(buf)[:need]
-                return [
-                    int.from_bytes(raw[i : i + 4], sys.byteorder, signed=True)
-                    for i in range(0, need, 4)
-                ]
+                return bytes(buf)[:need]
             size = need
 
     # -- credentials of the calling thread -----------------------------------

@@ -16,6 +16,7 @@ from ..pamlib import (
     REVOKED,
     SESSION_ERR_TEXT,
     Users,
+    as_user,
     line,
     pamtester,
     py_module,
@@ -91,20 +92,9 @@ def test_force_auto_through_setcred(tree, probe, service, users):
 # -- persistent ------------------------------------------------------------------
 
 
-def as_user(script: str) -> str:
+def user_script(script: str) -> str:
     """``script`` run by the user, in a session keyring of its own."""
-    return system(
-        "setpriv",
-        f"--reuid={UID}",
-        f"--regid={GID}",
-        "--clear-groups",
-        "keyctl",
-        "session",
-        "-",
-        "sh",
-        "-c",
-        script,
-    ).strip()
+    return system(*as_user(UID, GID), "keyctl", "session", "-", "sh", "-c", script).strip()
 
 
 @pytest.fixture
@@ -112,10 +102,10 @@ def parked_key(users):
     """A user key the user parked in its persistent keyring beforehand (as
     user-keyring(7) advises for cron jobs); unlinked afterwards."""
     name = f"pykt-parked-{random.randrange(1 << 30)}"
-    serial = as_user(f"keyctl add user {name} secret $(keyctl get_persistent @s)")
+    serial = user_script(f"keyctl add user {name} secret $(keyctl get_persistent @s)")
     assert serial.isdigit(), serial
     yield name, serial
-    as_user(f"keyctl unlink {serial} $(keyctl get_persistent @s)")
+    user_script(f"keyctl unlink {serial} $(keyctl get_persistent @s)")
 
 
 def request_probe(tmp_path, name: str) -> str:

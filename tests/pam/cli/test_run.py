@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 import random
+import subprocess
 
 import pytest
 
-from ...pamlib import Users, as_user, pykeyinit
+from ...pamlib import Users, as_user, pykeyinit, system
 
 UID, GID = Users.GID_UID, Users.GID_GID
+USER = as_user(UID, GID)
+
+
+def pykeyinit_as_user(tree, *cmd: str):
+    """``cmd`` (a shell that runs python3 -m pam_pykeyinit) as the user,
+    with the package of the test tree, which the user can read."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(tree.parents[1])}
+    return subprocess.run([*USER, *cmd], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture
 def user_key(users):
     """A key in the user's @u, removed afterwards."""
     name = f"pykt-run-{random.randrange(1 << 30)}"
-    proc = pykeyinit_as_user("sh", "-c", f"keyctl add user {name} secret @u")
-    serial = proc.stdout.strip()
-    assert serial.isdigit(), proc.stderr
+    serial = system(*USER, "keyctl", "add", "user", name, "secret", "@u").strip()
+    assert serial.isdigit(), serial
     yield name, serial
-    pykeyinit_as_user("sh", "-c", f"keyctl unlink {serial} @u")
-
-
-def pykeyinit_as_user(*cmd: str, tree=None):
-    """``cmd`` as the user (PYTHONPATH points at a tree the user can read)."""
-    import subprocess
-
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree.parents[1])
-    return subprocess.run([*as_user(UID, GID), *cmd], capture_output=True, text=True, env=env)
+    system(*USER, "keyctl", "unlink", serial, "@u")
 
 
 def test_keyring_outlives_the_revoked_login_keyring(tree, user_key):
@@ -46,7 +44,7 @@ def test_keyring_outlives_the_revoked_login_keyring(tree, user_key):
         f"/usr/bin/python3 -m pam_pykeyinit run -- sh -c '{inner}' & "
         "sleep 0.3; keyctl revoke @s; echo OUTER=$(keyctl rdescribe @s 2>&1); wait"
     )
-    proc = pykeyinit_as_user("keyctl", "session", "-", "sh", "-c", outer, tree=tree)
+    proc = pykeyinit_as_user(tree, "keyctl", "session", "-", "sh", "-c", outer)
     out = proc.stdout.splitlines()
     assert "OUTER=keyctl_describe: Key has been revoked" in out, proc.stdout + proc.stderr
     assert f"S=keyring;{UID};{GID};3f030000;_ses" in out
@@ -55,17 +53,9 @@ def test_keyring_outlives_the_revoked_login_keyring(tree, user_key):
 
 
 def test_persistent_links_the_persistent_keyring(tree, users):
-    proc = pykeyinit_as_user(
-        "/usr/bin/python3",
-        "-m",
-        "pam_pykeyinit",
-        "run",
-        "--persistent",
-        "--",
-        "sh",
-        "-c",
-        "for k in $(keyctl rlist @s); do keyctl rdescribe $k; done",
-        tree=tree,
+    listing = "for k in $(keyctl rlist @s); do keyctl rdescribe $k; done"
+    proc = pykeyinit(
+        "run", "--persistent", "--", "sh", "-c", listing, path=tree.parents[1], prefix=USER
     )
     assert proc.returncode == 0, proc.stderr
     names = [x.rsplit(";", 1)[-1] for x in proc.stdout.split()]
