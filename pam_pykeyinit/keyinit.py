@@ -392,28 +392,45 @@ def _as_user(
 ) -> int:
     """Switch, act, restore, report: move the thread's REAL or EFFECTIVE
     gid and uid to the user's, run ``act``, and put every ID back. A failed
-    switch or restore is logged and gives ``error_ret``."""
+    switch, an exception from ``act`` and every failed restore are logged,
+    in that order, and give ``error_ret``: the restore report runs whatever
+    happened before it, so a thread left with the user's IDs always says so."""
     try:
         sw = Switch(ctx.kernel)
     except KernelError as err:
         _report(ctx, err, "reading the caller's IDs")
         return error_ret
-    with sw:
-        ctx.log.debug(f"UID:{uid} [{sw.uids[slot]}]  GID:{gid} [{sw.gids[slot]}]")
-        try:
-            sw.take(uid, gid, slot)
-        except KernelError as err:
-            _report(ctx, err, doing)
+    ret = error_ret
+    try:
+        with sw:
+            ctx.log.debug(f"UID:{uid} [{sw.uids[slot]}]  GID:{gid} [{sw.gids[slot]}]")
+            try:
+                sw.take(uid, gid, slot)
+            except KernelError as err:
+                _report(ctx, err, doing)
+            else:
+                try:
+                    ret = act()
+                except Exception as exc:  # noqa: BLE001 - reported, then the restore report
+                    internal_error(ctx.log, exc)
+    finally:
+        # Also on a BaseException (SystemExit, KeyboardInterrupt), which
+        # then goes on to pam_python once these lines are out.
+        for failure in sw.restore_failures:
+            ctx.log.error(
+                f"{failure}; the process now runs with other IDs than it had: end it,"
+                " and report this with the line above"
+            )
             ret = error_ret
-        else:
-            ret = act()
-    for failure in sw.restore_failures:
-        ctx.log.error(
-            f"{failure}; the process now runs with other IDs than it had: end it,"
-            " and report this with the line above"
-        )
-        ret = error_ret
     return ret
+
+
+def internal_error(log: "LogLike", exc: Exception) -> None:
+    """One line for an exception that is a bug of this module's."""
+    try:
+        log.error(f"internal error {type(exc).__name__}: {exc}; please report it")
+    except Exception:  # noqa: BLE001, S110 - logging itself failed: nothing left to do
+        pass
 
 
 def _report(ctx: "Context", err: "KernelError", doing: str) -> None:
@@ -464,12 +481,7 @@ def _guarded(pam_type: str, error_ret: int, pamh: "Pamh", body: "Callable[[], in
     except kernel.UnsupportedABI as exc:
         Logger(_service(pamh), pam_type, None).error(f"refusing to touch keyrings: {exc}")
     except Exception as exc:  # noqa: BLE001 - never a traceback in the host
-        try:
-            Logger(_service(pamh), pam_type, None).error(
-                f"internal error {type(exc).__name__}: {exc}; please report it"
-            )
-        except Exception:  # noqa: BLE001, S110 - logging itself failed: nothing left to do
-            pass
+        internal_error(Logger(_service(pamh), pam_type, None), exc)
     return error_ret
 
 

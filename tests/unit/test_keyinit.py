@@ -462,3 +462,60 @@ def test_enosys_with_unavailable_fail_stays_silent_as_in_c():
     ctx, log, _ = make(kernel)
     assert do_keyinit(ctx, opts("unavailable=fail"), PAM_SESSION_ERR) == PAM_SUCCESS
     assert log.lines == [] or all(lv == "debug" for lv, _ in log.lines)
+
+
+# -- an exception inside the switch: the restore is still reported -----------
+
+
+def fail_every_restore_of_the_uid(kernel: FakeKernel) -> None:
+    """The next setresuid (the switch) works; every later one fails with
+    EPERM, so no restore of the uid can succeed."""
+    real = kernel.setresuid
+    seen = []
+
+    def setresuid(r, e, s):
+        seen.append((r, e, s))
+        if len(seen) > 1:
+            kernel.fail["setresuid"] = errno.EPERM
+        real(r, e, s)
+
+    kernel.setresuid = setresuid  # type: ignore[method-assign]
+
+
+def raise_value_error(*args: object) -> int:
+    raise ValueError("a bug in the action")
+
+
+@pytest.mark.parametrize("restore_fails", [False, True])
+def test_an_exception_while_switched_is_logged_then_every_restore(restore_fails):
+    kernel = FakeKernel()
+    kernel.join_session_keyring = raise_value_error  # type: ignore[method-assign]
+    if restore_fails:
+        fail_every_restore_of_the_uid(kernel)
+    ctx, log, thread = make(kernel)
+    assert do_keyinit(ctx, opts("force"), PAM_SESSION_ERR) == PAM_SESSION_ERR
+    errors = [m for lv, m in log.lines if lv == "err"]
+    assert errors[0] == "internal error ValueError: a bug in the action; please report it"
+    restores = [m for m in errors if "cannot restore the caller's uids" in m]
+    if restore_fails:
+        # both tries reported, each with the advice; the IDs are what the
+        # kernel left: the user's real uid, as the lines say
+        assert len(restores) == 2 and all("end it" in m for m in restores), errors
+        assert len(errors) == 3
+        assert kernel.uid == [1001, 0, 0, 0]
+    else:
+        assert restores == [] and len(errors) == 1
+        assert entry_ids(kernel) == ([0, 0, 0, 0], [0, 0, 0, 0])
+    assert thread.my_session_keyring == 0
+
+
+def test_an_exception_while_revoking_is_logged_then_the_restore():
+    kernel = FakeKernel()
+    ctx, log, _ = opened(kernel)
+    kernel.revoke = raise_value_error  # type: ignore[method-assign]
+    fail_every_restore_of_the_uid(kernel)
+    assert kill_keyrings(ctx, PAM_CRED_ERR) == PAM_CRED_ERR
+    errors = [m for lv, m in log.lines if lv == "err"]
+    assert errors[0].startswith("internal error ValueError")
+    assert any("cannot restore the caller's uids" in m and "end it" in m for m in errors), errors
+    assert kernel.uid[1] == 1001  # the effective uid the revoke took, still held
