@@ -5,10 +5,13 @@
     pykeyinit convert [--pam-dir DIR] [--module PATH] [--write] SERVICE...
     pykeyinit run [--persistent] -- COMMAND [ARGS...]
 
-Exit codes, for every subcommand: 0 everything fine, 1 problems found (or a
-file refused), 2 usage error or an input that cannot be read (message on
-stderr, never a traceback); `run` exits with COMMAND's status once COMMAND
-runs, 126 if it cannot be executed and 127 if it is not found, as env(1).
+Exit codes (pykeyinit(1), EXIT STATUS), decided here and nowhere else:
+0 everything fine; 1 problems found, or a file refused or not written; 2 a
+usage error or an input that cannot be read; 70 (EX_SOFTWARE) an unexpected
+error, which is a bug: one line on stderr, never a traceback. `run` exits
+with COMMAND's status once COMMAND runs, and as env(1) otherwise: 125 for
+its own failures (usage and keyring), 126 if COMMAND cannot be executed,
+127 if it is not found. Options are never abbreviated (--w is not --write).
 
 Never imported at login: pam_module.py imports keyinit.py, which imports
 nothing of this (tests/pam/test_loader.py checks what a login imports).
@@ -22,20 +25,43 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, NoReturn
 
 from . import __version__
 
 OK, PROBLEMS, USAGE = 0, 1, 2
+SOFTWARE = 70  # sysexits.h EX_SOFTWARE: an internal error
+RUN_FAILED, CANNOT_EXECUTE, NOT_FOUND = 125, 126, 127  # env(1)'s
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    """argparse with no abbreviations and one exit code for usage errors
+    (``usage_status``: USAGE, or RUN_FAILED for `run`)."""
+
+    usage_status = USAGE
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # A word no parser knows is the usage error of the subcommand it was
+        # given to, with that subcommand's code (`run --bogus` exits 125).
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         print(f"{self.prog}: {message}", file=sys.stderr)
-        raise SystemExit(USAGE)
+        raise SystemExit(self.usage_status)
 
 
 def parser() -> Parser:
+    from .stacks import PAM_DIR
+
     top = Parser(prog="pykeyinit", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=f"pykeyinit {__version__}")
     sub = top.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
@@ -44,7 +70,7 @@ def parser() -> Parser:
     p.add_argument("--json", action="store_true", help="a JSON object instead of text")
 
     p = sub.add_parser("check", help="where each PAM service gets its session keyring")
-    p.add_argument("--pam-dir", type=Path, default=Path("/etc/pam.d"))
+    p.add_argument("--pam-dir", type=Path, default=PAM_DIR)
     p.add_argument(
         "--module-dir",
         type=Path,
@@ -60,12 +86,18 @@ def parser() -> Parser:
     p.add_argument("service", nargs="*")
 
     p = sub.add_parser("convert", help="replace pam_keyinit.so lines with pam_pykeyinit")
-    p.add_argument("--pam-dir", type=Path, default=Path("/etc/pam.d"))
-    p.add_argument("--module", default="pam_pykeyinit.py", help="the file pam_python runs")
+    p.add_argument("--pam-dir", type=Path, default=PAM_DIR)
+    p.add_argument(
+        "--module",
+        default="pam_pykeyinit.py",
+        help="the file pam_python runs: pam_pykeyinit.py, or a package's"
+        " pam_pykeyinit/pam_module.py",
+    )
     p.add_argument("--write", action="store_true", help="apply the change (atomically)")
     p.add_argument("service", nargs="+")
 
     p = sub.add_parser("run", help="run COMMAND in a session keyring of its own")
+    p.usage_status = RUN_FAILED
     p.add_argument("--persistent", action="store_true", help="link the persistent keyring too")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return top
@@ -95,9 +127,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from . import stacks
+    from . import host, stacks
 
-    conversions = [stacks.convert(args.pam_dir, s, args.module) for s in args.service]
+    so = host.pam_python()
+    folder = host.pam_python_dir(so)
+    conversions = [stacks.convert(args.pam_dir, s, args.module, folder) for s in args.service]
     rc = OK
     for c in conversions:
         if c.refused:
@@ -107,9 +141,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
             print(f"pykeyinit: no pam_keyinit.so line in {c.path}", file=sys.stderr)
         else:
             print(c.diff(), end="")
-            if args.write:
+            if not args.write:
+                continue
+            if c.not_written:
+                print(f"pykeyinit: not written: {c.not_written}", file=sys.stderr)
+                rc = PROBLEMS
+                continue
+            try:
                 stacks.write(c)
-                print(f"pykeyinit: wrote {c.path}", file=sys.stderr)
+            except OSError as err:
+                print(f"pykeyinit: not written: {c.path}: {err.strerror}", file=sys.stderr)
+                rc = PROBLEMS
+                continue
+            print(f"pykeyinit: wrote {c.path}", file=sys.stderr)
     return rc
 
 
@@ -119,8 +163,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         print("pykeyinit run: no COMMAND given (pykeyinit run -- COMMAND)", file=sys.stderr)
-        return USAGE
-    k = kernel.load()
+        return RUN_FAILED
+    try:
+        k = kernel.load()
+    except kernel.UnsupportedABI as err:
+        print(f"pykeyinit run: {err}", file=sys.stderr)
+        return RUN_FAILED
     try:
         k.join_session_keyring()
         k.link(kernel.KEY_SPEC_USER_KEYRING, kernel.KEY_SPEC_SESSION_KEYRING)
@@ -129,15 +177,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             k.get_persistent(-1, kernel.KEY_SPEC_SESSION_KEYRING)
     except kernel.KernelError as err:
         print(f"pykeyinit run: {advice.describe(err, 'a keyring of its own')}", file=sys.stderr)
-        return PROBLEMS
+        return RUN_FAILED
     try:
         os.execvp(command[0], command)  # noqa: S606 - the command the user asked for
     except FileNotFoundError:
         print(f"pykeyinit run: {command[0]}: command not found", file=sys.stderr)
-        return 127
+        return NOT_FOUND
     except OSError as err:
         print(f"pykeyinit run: {command[0]}: {err.strerror}", file=sys.stderr)
-        return 126
+        return CANNOT_EXECUTE
     return OK  # not reached: execvp does not return
 
 
@@ -153,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.subcommand](args)
     except BrokenPipeError:
         return PROBLEMS
-    except (InputError, OSError) as err:
-        # an input that cannot be read, or a file that cannot be written
+    except InputError as err:
+        # an input that cannot be read, or a name that is not one
         print(f"pykeyinit {args.subcommand}: {err}", file=sys.stderr)
         return USAGE
     except UnsupportedABI as err:
@@ -162,3 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         return PROBLEMS
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, never a traceback
+        print(
+            f"pykeyinit {args.subcommand}: internal error {type(exc).__name__}: {exc};"
+            " please report it",
+            file=sys.stderr,
+        )
+        return SOFTWARE

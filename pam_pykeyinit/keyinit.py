@@ -68,6 +68,7 @@ WORDS = {
     "unavailable=fail": ("unavailable_ignore", False),
 }
 KNOWN = tuple(WORDS)
+C_WORDS = KNOWN[:3]  # the words pam_keyinit.so itself understands
 
 
 class Options:

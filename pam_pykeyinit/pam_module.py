@@ -39,13 +39,19 @@ def unsafe(path, strict):  # type: (str, bool) -> str
     return ""
 
 
+def above_problem(path):  # type: (str) -> str
+    """Why a folder above ``path`` is unsafe (sticky ones allowed), or ''."""
+    why = ""
+    while path != "/" and not why:
+        path = os.path.dirname(path)
+        why = unsafe(path, False)
+    return why
+
+
 def package_problem(pkgdir):  # type: (str) -> str
     """Why the package folder, a file in it or in its __pycache__, or a
     folder above it is unsafe, or ''."""
-    folders, above, why = [pkgdir], pkgdir, ""
-    while above != "/" and not why:
-        above = os.path.dirname(above)
-        why = unsafe(above, False)
+    folders, why = [pkgdir], above_problem(pkgdir)
     while folders and not why:
         folder = folders.pop()
         why = unsafe(folder, True)

@@ -1,33 +1,48 @@
 """`pykeyinit check` and `pykeyinit convert`: PAM stacks as Linux-PAM reads them.
 
-Parsing follows Linux-PAM's libpam/pam_handlers.c: '#' starts a comment, a
-trailing backslash continues a line, a control or an argument may be a
-[bracketed group] with spaces, a type may start with '-' (skip the line
-silently when its module is missing), '@include FILE' takes every line of
-FILE, and 'TYPE include FILE' / 'TYPE substack FILE' take FILE's lines of
-that TYPE, relative to the stack folder; more than PAM_SUBSTACK_MAX_LEVEL
-(16) levels of inclusion fail the service. A file that cannot be read, an
-include loop, and every other finding become Findings; only an unreadable
-stack folder or a named service without a file is an InputError (exit 2).
+One model of a stack file, used by both commands: parse() turns a file into
+Statements, the logical lines of libpam/pam_handlers.c (_pam_assemble_line:
+a '#' ends the line, a trailing backslash joins the next, blank and comment
+lines inside a continuation are skipped), each word keeping the physical
+line and column it came from, so that convert() can rewrite one word and
+leave every other byte of the file as it was. Words are split as
+_pam_StrTok splits them: a [bracketed group] (with \\] inside) is one word.
+The module type is compared case-insensitively (_pam_strCMP) and may start
+with '-' (skip the line silently when its module is missing); '@include
+FILE' takes every line of FILE, and 'TYPE include FILE' / 'TYPE substack
+FILE' take FILE's lines of that TYPE, relative to the stack folder; more
+than PAM_SUBSTACK_MAX_LEVEL (16) levels of inclusion fail the service.
+is_pykeyinit_file() is the one test of whether a pam_python line runs
+pam_pykeyinit.
+
+Files are read by read_stack(): regular files only, at most MAX_BYTES. A
+file that cannot be read, an include loop, and every other finding become
+Findings; an unreadable stack folder, a service name that is not a plain
+file name of that folder, or a service file convert cannot read is an
+InputError (exit 2).
 
 The loader's trust rule is the loader's own (pam_module.unsafe,
-pam_module.package_problem, trust.walk_problem), never a second copy.
+pam_module.above_problem, pam_module.package_problem, trust.walk_problem),
+never a second copy.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import host, pam_module, trust
-from .keyinit import KNOWN
+from .keyinit import C_WORDS, KNOWN
 
+PAM_DIR = Path("/etc/pam.d")
 TYPES = ("auth", "account", "password", "session")
 MAX_LEVEL = 16  # Linux-PAM's PAM_SUBSTACK_MAX_LEVEL
-C_WORDS = ("force", "revoke", "debug")  # what pam_keyinit.so understands
+MAX_BYTES = 1 << 20  # no stack file is near this: a larger one is refused
+LOADER_NAME = "pam_pykeyinit.py"  # what the packages install into the module folder
 # Modules that put keys in the session keyring at open_session: placed
 # before the keyinit line, their keys land in a keyring that is replaced.
 KEY_MODULES = ("pam_cifscreds.so", "pam_ecryptfs.so", "pam_fscrypt.so", "pam_e4crypt.so")
@@ -65,6 +80,131 @@ class Finding:
     message: str
 
 
+@dataclass(frozen=True)
+class Word:
+    text: str
+    line: int  # physical line of its first character, from 1
+    column: int  # its offset in that line
+
+
+@dataclass
+class Statement:
+    """One logical line of a stack file."""
+
+    number: int  # its first physical line
+    words: list[Word]
+
+    @property
+    def texts(self) -> list[str]:
+        return [w.text for w in self.words]
+
+    def module_type(self) -> tuple[str, bool] | None:
+        """(type in lower case, whether it had a '-') for a module line of
+        one of the four types; None for anything else."""
+        if len(self.words) < 3:
+            return None
+        first = self.words[0].text
+        kind = first[1:] if first.startswith("-") else first
+        return (kind.lower(), first.startswith("-")) if kind.lower() in TYPES else None
+
+
+def parse(text: str) -> list[Statement]:
+    """The logical lines of a stack file, as _pam_assemble_line makes them."""
+    statements: list[Statement] = []
+    # the logical line being built, and for each of its characters the
+    # (physical line, column) it came from
+    chars: list[str] = []
+    where: list[tuple[int, int]] = []
+    start = 0
+    # Lines end at '\\n' only, as for fgets(): convert() counts them alike.
+    for number, raw in enumerate(text.split("\n"), 1):
+        body = raw.lstrip(" \t")
+        if not body or body.startswith("#"):
+            continue  # nothing here; a continuation goes on past it
+        offset = len(raw) - len(body)
+        cut = body.find("#")
+        content = body if cut < 0 else body[:cut]
+        continues = False
+        if cut < 0:
+            content = content.rstrip(" \t")
+            if content.endswith("\\"):
+                content, continues = content[:-1] + " ", True
+        if not chars:
+            start = number
+        chars.extend(content)
+        where.extend((number, offset + k) for k in range(len(content)))
+        if continues:
+            continue
+        words = [Word(t, *where[at]) for at, t in _split("".join(chars))]
+        if words:
+            statements.append(Statement(start, words))
+        chars, where = [], []
+    if chars:
+        words = [Word(t, *where[at]) for at, t in _split("".join(chars))]
+        if words:
+            statements.append(Statement(start, words))
+    return statements
+
+
+def _split(text: str) -> list[tuple[int, str]]:
+    """(offset, word) of each word, where a [bracketed group] (with \\]
+    inside) is one word (_pam_StrTok)."""
+    words: list[tuple[int, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in " \t\n":
+            i += 1
+            continue
+        j = i
+        if text[i] == "[":
+            j += 1
+            while j < n and text[j] != "]":
+                j += 2 if text[j] == "\\" and j + 1 < n and text[j + 1] == "]" else 1
+            j = min(j + 1, n)
+        else:
+            while j < n and text[j] not in " \t\n":
+                j += 1
+        words.append((i, text[i:j]))
+        i = j
+    return words
+
+
+def is_pykeyinit_file(target: str, pam_python_dir: str) -> bool:
+    """Whether the file a pam_python line names runs pam_pykeyinit: the
+    loader as the packages install it (pam_pykeyinit.py), or a package's
+    pam_module.py, as written or once symlinks are resolved (a relative
+    name is taken from pam_python's folder, as pam_python does)."""
+    full = target if target.startswith("/") else pam_python_dir + target
+    for path in (target, os.path.realpath(full)):
+        if os.path.basename(path) == LOADER_NAME or path.endswith("/pam_pykeyinit/pam_module.py"):
+            return True
+    return False
+
+
+def read_stack(path: str | Path) -> bytes:
+    """A stack file's bytes: a regular file of at most MAX_BYTES. Opened
+    without blocking, so that a FIFO or a device is refused rather than
+    waited on or read without end. Raises OSError."""
+    import errno
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = os.read(fd, MAX_BYTES + 1)
+        while len(data) <= MAX_BYTES:
+            more = os.read(fd, MAX_BYTES + 1 - len(data))
+            if not more:
+                break
+            data += more
+        if len(data) > MAX_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_BYTES} bytes")
+    finally:
+        os.close(fd)
+    return data
+
+
 @dataclass
 class Line:
     """One module line, after includes were followed."""
@@ -76,6 +216,7 @@ class Line:
     control: str
     module: str
     args: list[str]
+    ours: bool  # a pam_python line that runs pam_pykeyinit (is_pykeyinit_file)
 
     @property
     def name(self) -> str:
@@ -85,67 +226,21 @@ class Line:
         return self.name == "pam_keyinit.so"
 
     def is_pykeyinit(self) -> bool:
-        if self.name != "pam_python.so" or not self.args:
-            return False
-        target = self.args[0]
-        return os.path.basename(target) == "pam_pykeyinit.py" or target.endswith(
-            "pam_pykeyinit/pam_module.py"
-        )
+        return self.ours
 
     def options(self) -> list[str]:
-        return self.args[1:] if self.is_pykeyinit() else self.args
+        return self.args[1:] if self.ours else self.args
 
     def where(self) -> str:
         return f"{self.file}:{self.number}"
 
 
-def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, text) of each logical line: comments cut,
-    continuation lines joined (pam_handlers.c, _pam_assemble_line)."""
-    out: list[tuple[int, str]] = []
-    pending, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        part = raw.split("#", 1)[0].rstrip()
-        if not pending:
-            start = number
-        if part.endswith("\\"):
-            pending += part[:-1] + " "
-            continue
-        joined = (pending + part).strip()
-        pending = ""
-        if joined:
-            out.append((start, joined))
-    if pending.strip():
-        out.append((start, pending.strip()))
-    return out
-
-
-def tokens(text: str) -> list[str]:
-    """Words, where a [bracketed group] (with \\] inside) is one word."""
-    words: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        if text[i].isspace():
-            i += 1
-            continue
-        j = i
-        if text[i] == "[":
-            while j < n and not (text[j] == "]" and text[j - 1] != "\\"):
-                j += 1
-            j = min(j + 1, n)
-        else:
-            while j < n and not text[j].isspace():
-                j += 1
-        words.append(text[i:j])
-        i = j
-    return words
-
-
 class Reader:
     """Reads services from one stack folder, following inclusions."""
 
-    def __init__(self, pam_dir: Path) -> None:
+    def __init__(self, pam_dir: Path, pam_python_dir: str = host.PAM_PYTHON_DEFAULT_DIR) -> None:
         self.pam_dir = pam_dir
+        self.pam_python_dir = pam_python_dir
 
     def path(self, name: str) -> Path:
         return Path(name) if name.startswith("/") else self.pam_dir / name
@@ -183,12 +278,12 @@ class Reader:
             found("error", f"more than {MAX_LEVEL} levels of inclusion at {file}")
             return
         try:
-            text = Path(file).read_bytes().decode("utf-8", "replace")
+            text = read_stack(file).decode("utf-8", "replace")
         except OSError as err:
             found("error", f"cannot read {file}: {err.strerror}; Linux-PAM fails the service")
             return
-        for number, logical in logical_lines(text):
-            words = tokens(logical)
+        for statement in parse(text):
+            words, number = statement.texts, statement.number
             if words[0] == "@include":
                 if len(words) < 2:
                     found("error", "@include without a file", number)
@@ -196,26 +291,31 @@ class Reader:
                 target = str(self.path(words[1]))
                 self._read(service, target, only, [*chain, file], (file, number), lines, findings)
                 continue
-            if len(words) < 3:
-                found("error", f"incomplete line: {logical[:80]!r}", number)
+            typed = statement.module_type()
+            if typed is None:
+                if len(words) < 3:
+                    found("error", f"incomplete line: {' '.join(words)[:80]!r}", number)
+                else:
+                    found(
+                        "error",
+                        f"unknown module type {words[0][:40]!r}; Linux-PAM skips the line",
+                        number,
+                    )
                 continue
-            kind, control, module, args = words[0], words[1], words[2], words[3:]
-            dash = kind.startswith("-")
-            kind = kind.lstrip("-").lower()
-            if kind not in TYPES:
-                found(
-                    "error",
-                    f"unknown module type {words[0][:40]!r}; Linux-PAM skips the line",
-                    number,
-                )
-                continue
+            kind, dash = typed
+            control, module, args = words[1], words[2], words[3:]
             if only is not None and kind != only:
                 continue
             if control in ("include", "substack"):
                 target = str(self.path(module))
                 self._read(service, target, kind, [*chain, file], (file, number), lines, findings)
                 continue
-            lines.append(Line(file, number, kind, dash, control, module, args))
+            ours = (
+                os.path.basename(module) == "pam_python.so"
+                and bool(args)
+                and is_pykeyinit_file(args[0], self.pam_python_dir)
+            )
+            lines.append(Line(file, number, kind, dash, control, module, args, ours))
 
 
 @dataclass
@@ -232,18 +332,14 @@ class Context:
 def import_path_problems(path: list[str]) -> list[str]:
     """The loader's rule applied to each folder of an import path: the folder
     itself (or, if missing, the nearest folder that exists, where it could be
-    created) must be root's and not writable by others; the folders above
-    may be sticky, as the loader allows."""
+    created) must be root's and not writable by others, and so must the
+    folders above it, which may be sticky (pam_module.above_problem)."""
     problems: list[str] = []
     for entry in path:
         here = os.path.abspath(entry)
         while not os.path.lexists(here) and here != "/":
             here = os.path.dirname(here)
-        why = pam_module.unsafe(here, True)
-        above = here
-        while not why and above != "/":
-            above = os.path.dirname(above)
-            why = pam_module.unsafe(above, False)
+        why = pam_module.unsafe(here, True) or pam_module.above_problem(here)
         if why and why not in problems:
             problems.append(why)
     return problems
@@ -317,7 +413,7 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
             " service of its own without one (README, Python PAM applications)",
         )
     for x in lines:
-        if x.is_pykeyinit():
+        if x.ours:
             target = x.args[0]
             if not target.startswith("/"):
                 target = ctx.pam_python_dir + target
@@ -368,6 +464,18 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
     return findings
 
 
+def service_path(pam_dir: Path, name: str) -> Path:
+    """The file of service ``name``: a plain file name of ``pam_dir`` (no
+    '/', not '.' or '..'), as libpam takes it. The one rule for every
+    subcommand; InputError otherwise."""
+    if "/" in name or "\0" in name or name in ("", ".", ".."):
+        raise InputError(f"{name!r} is not a service name (a file name in {pam_dir})")
+    path = pam_dir / name
+    if not os.path.lexists(path):
+        raise InputError(f"no service {name!r} in {pam_dir}")
+    return path
+
+
 def services(pam_dir: Path, named: list[str]) -> list[str]:
     """The services to check: those named, or every file of the folder but
     the common-* fragments that services include."""
@@ -377,8 +485,7 @@ def services(pam_dir: Path, named: list[str]) -> list[str]:
         raise InputError(f"cannot read {pam_dir}: {err.strerror}") from err
     if named:
         for name in named:
-            if "/" in name or name in ("", ".", "..") or name not in entries:
-                raise InputError(f"no service {name!r} in {pam_dir}")
+            service_path(pam_dir, name)
         return named
     return [
         e
@@ -395,8 +502,8 @@ def check(
     module_dirs: list[Path] | None = None,
     python: Path | None = None,
 ) -> list[Finding]:
-    reader = Reader(pam_dir)
     ctx = host_context(module_dirs, python)
+    reader = Reader(pam_dir, ctx.pam_python_dir)
     findings: list[Finding] = []
     for service in services(pam_dir, named):
         findings += check_service(service, reader, ctx)
@@ -408,10 +515,11 @@ def check(
 
 @dataclass
 class Conversion:
-    path: Path
+    path: Path  # the file that --write replaces
     old: str
     new: str
-    refused: str = ""
+    refused: str = ""  # why nothing is converted (no diff is shown)
+    not_written: str = ""  # why --write must not replace the file (the diff is shown)
 
     def diff(self) -> str:
         name = str(self.path).lstrip("/")
@@ -425,43 +533,63 @@ class Conversion:
         )
 
 
+def check_module_word(module: str, pam_python_dir: str) -> None:
+    """--module must be one word that check recognises as pam_pykeyinit
+    (is_pykeyinit_file), or what convert writes would not be checked."""
+    if not module or _split(module) != [(0, module)] or "#" in module or module.startswith("["):
+        raise InputError(f"--module {module!r}: not a single word of a PAM line")
+    if not is_pykeyinit_file(module, pam_python_dir):
+        raise InputError(
+            f"--module {module}: not a pam_pykeyinit loader; name the installed"
+            f" {LOADER_NAME} or a package's pam_pykeyinit/pam_module.py"
+        )
+
+
 def convert_text(text: str, module: str) -> str:
-    """Each pam_keyinit.so line with pam_python.so MODULE in its place; type,
-    control, options, comments and spacing kept."""
-    out: list[str] = []
-    for raw in text.splitlines(keepends=True):
-        code = raw.split("#", 1)[0]
-        words = tokens(code)
-        if (
-            len(words) >= 3
-            and words[0].lstrip("-") in TYPES
-            and os.path.basename(words[2]) == "pam_keyinit.so"
-        ):
-            # the third word, found after the first two, is replaced in place
-            at = 0
-            for word in words[:2]:
-                at = code.index(word, at) + len(word)
-            at = code.index(words[2], at)
-            raw = raw[:at] + f"pam_python.so {module}" + raw[at + len(words[2]) :]
-        out.append(raw)
-    return "".join(out)
+    """Each pam_keyinit.so module word of a module line (parse(), the
+    model check reads) replaced by 'pam_python.so MODULE'; every other
+    byte kept: type, control, options, comments, spacing, continuations."""
+    rows = text.split("\n")
+    for statement in parse(text):
+        if statement.module_type() is None or statement.words[1].text in ("include", "substack"):
+            continue
+        word = statement.words[2]
+        if os.path.basename(word.text) != "pam_keyinit.so":
+            continue
+        row = rows[word.line - 1]
+        end = word.column + len(word.text)
+        rows[word.line - 1] = f"{row[: word.column]}pam_python.so {module}{row[end:]}"
+    return "\n".join(rows)
 
 
-def convert(pam_dir: Path, service: str, module: str) -> Conversion:
-    path = Path(os.path.realpath(pam_dir / service))
+def convert(
+    pam_dir: Path, service: str, module: str, pam_python_dir: str = host.PAM_PYTHON_DEFAULT_DIR
+) -> Conversion:
+    check_module_word(module, pam_python_dir)
+    path = service_path(pam_dir, service)
+    real = Path(os.path.realpath(path))
     try:
-        old = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read {pam_dir / service}: {err}") from err
+        old = read_stack(real).decode("utf-8")
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise InputError(f"cannot read {path}: not UTF-8 text ({err.reason})") from err
     if any(marker in old for marker in MANAGED_MARKERS):
         return Conversion(
-            path,
+            real,
             old,
             old,
             f"{path} is managed by pam-auth-update: enable the profile instead"
             " (pam-auth-update --enable pykeyinit) and leave this file to it",
         )
-    return Conversion(path, old, convert_text(old, module))
+    not_written = ""
+    if real.parent != Path(os.path.realpath(pam_dir)):
+        not_written = (
+            f"{path} is a symbolic link to {real}, outside {pam_dir}: --write replaces"
+            " only files of the PAM folder; convert that file where it is, or put a"
+            " copy in place of the link"
+        )
+    return Conversion(real, old, convert_text(old, module), "", not_written)
 
 
 def write(conversion: Conversion) -> None:

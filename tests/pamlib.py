@@ -126,15 +126,22 @@ class Users:
             pass
 
 
-# Starting keyrings: how the process that runs pamtester begins.
+# Starting keyrings: how the process that runs pamtester begins. Each is
+# made by the test, whatever session keyring the test runner has.
 def in_own_keyring(script: str) -> list[str]:
     """Start in an anonymous session keyring of root's, run ``script`` (sh)
     on it, then exec the command."""
     return ["keyctl", "session", "-", "sh", "-c", f'{script} && exec "$@"', "sh"]
 
 
+def user_session(user: str) -> list[str]:
+    """No session keyring of its own: the state of a process that never had
+    one, as the module meets it after taking ``user``'s real uid
+    (tests/tools/user_session.py)."""
+    return ["/usr/bin/python3", "-I", str(TOOLS / "user_session.py"), user, "--"]
+
+
 STARTS = {
-    "none": [],  # whatever the test runner has (normally no session keyring)
     "anon": ["keyctl", "session", "-"],  # an anonymous _ses of its own
     "revoked": in_own_keyring("keyctl revoke @s"),
     # a timeout of 1 s, then 1.5 s of waiting: EKEYEXPIRED from then on
@@ -145,6 +152,7 @@ STARTS = {
         " && echo before=$(keyctl id @s)"
     ),
 }
+START_NAMES = ("none", *STARTS)
 
 
 class Result:
@@ -173,8 +181,18 @@ def captured(cmd: list[str], capture_dir: Path | None) -> tuple[list[str], Path 
     return [*wrapper, "--", *cmd], out
 
 
+CAPTURE_CANARY = "logcapture: capture works"  # tests/tools/logcapture.py sends it first
+
+
 def read_capture(out: Path | None) -> list[dict] | None:
-    return json.loads(out.read_text()) if out is not None else None
+    """The lines logcapture.py caught, its canary removed; an assertion
+    error when the canary is missing, since then an empty list would mean
+    nothing was captured rather than nothing logged."""
+    if out is None:
+        return None
+    lines = json.loads(out.read_text())
+    assert lines and lines[0]["text"].endswith(CAPTURE_CANARY), f"log capture failed: {lines}"
+    return lines[1:]
 
 
 def system(*cmd: str) -> str:
@@ -202,13 +220,21 @@ def pamtester(
     env: dict[str, str] | None = None,
     prefix: list[str] | None = None,
 ) -> Result:
-    """Run ``pamtester -v SERVICE USER OPS...``; with ``caller`` as that
-    uid/gid; behind ``prefix`` (e.g. seccomp_fail); with ``capture_dir``
-    inside logcapture.py to collect syslog."""
-    cmd = [*STARTS[start], "pamtester", "-v", service, user, *ops]
+    """Run ``pamtester -v SERVICE USER OPS...`` from the ``start`` state
+    ("none": no session keyring of its own, see user_session(); else one of
+    STARTS, made as ``caller``); with ``caller`` as that uid/gid; behind
+    ``prefix`` (e.g. seccomp_fail); with ``capture_dir`` inside
+    logcapture.py to collect syslog."""
+    cmd = ["pamtester", "-v", service, user, *ops]
+    if start != "none":
+        cmd = [*STARTS[start], *cmd]
     if caller is not None:
-        cmd = ["setpriv", f"--reuid={caller[0]}", f"--regid={caller[1]}", "--clear-groups", *cmd]
+        cmd = [*as_user(*caller), *cmd]
     cmd = [*(prefix or []), *cmd]
+    if start == "none":
+        # made as root and before ``prefix``: only the user's real uid may
+        # join the user's keyring by name, and seccomp_fail may refuse keyctl
+        cmd = [*user_session(user), *cmd]
     cmd, out = captured(cmd, capture_dir)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
     return Result(proc, read_capture(out))
@@ -291,14 +317,16 @@ def harness(
     env: dict[str, str] | None = None,
     capture_dir: Path | None = None,
     stdin: str | None = None,
+    start_user: str = Users.GID_USER,
 ) -> HarnessResult:
-    """Run pamharness WORDS, behind ``prefix`` (setpriv, seccomp_fail...)."""
-    cmd = [*(prefix or []), str(tools.harness), *words]
+    """Run pamharness WORDS with no session keyring of its own, as the
+    module meets it for ``start_user`` (user_session()), behind ``prefix``
+    (setpriv, seccomp_fail...), with ``env`` (e.g. LD_PRELOAD) set for the
+    harness alone."""
+    settings = [f"{name}={value}" for name, value in (env or {}).items()]
+    cmd = [*user_session(start_user), "env", *settings, *(prefix or []), str(tools.harness), *words]
     cmd, out = captured(cmd, capture_dir)
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, env=full_env, input=stdin
-    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, input=stdin)
     return HarnessResult(proc, read_capture(out))
 
 
@@ -317,23 +345,33 @@ def key_users(uid: int) -> tuple[int, int, int]:
 
 
 def pykeyinit(
-    *args: str, path: Path = REPO, prefix: list[str] | None = None
+    *args: str, prefix: list[str] | None = None, tree: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the pykeyinit command as `python3 -m pam_pykeyinit ARGS` with the
-    package found in ``path`` (the checkout, or a test tree's lib folder for
-    callers that cannot read the checkout), behind ``prefix`` (setpriv,
-    keyctl session, seccomp_fail...)."""
+    """Run the pykeyinit command as `python3 -m pam_pykeyinit ARGS` behind
+    ``prefix`` (setpriv, keyctl session, seccomp_fail...), with the package
+    of the checkout, or of ``tree`` (the tree fixture's root-owned copy,
+    which every uid can read) for a prefix that takes another uid: the
+    checkout may sit in a folder only root can enter, as /root is."""
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "PYTHONPATH": str(path),
+        "PYTHONPATH": str(tree.parents[1] if tree is not None else REPO),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     cmd = [*(prefix or []), "/usr/bin/python3", "-m", "pam_pykeyinit", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert "Traceback" not in proc.stderr, proc.stderr
+    assert "No module named" not in proc.stderr, proc.stderr
     return proc
 
 
 def as_user(uid: int, gid: int) -> list[str]:
     """A prefix that runs a command with all of the user's IDs."""
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+
+
+def run_as(uid: int, *cmd: str, gid: int | None = None) -> str:
+    """``cmd`` with all IDs of ``uid`` (and ``gid``, by default the uid):
+    its stdout and stderr together, stripped."""
+    prefix = as_user(uid, uid if gid is None else gid)
+    proc = subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=30)
+    return (proc.stdout + proc.stderr).strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -64,14 +63,6 @@ def service():
     yield make
     for svc in made:
         svc.close()
-
-
-@pytest.fixture(scope="session")
-def runner_session_keyring(prerequisites: None) -> str:
-    """What @s is for processes the tests start: '_uid_ses.0' means the
-    runner has no session keyring of its own (the 'none' starting state)."""
-    out = subprocess.run(["keyctl", "rdescribe", "@s"], capture_output=True, text=True)
-    return out.stdout.strip().rsplit(";", 1)[-1]
 
 
 @pytest.fixture(scope="session")

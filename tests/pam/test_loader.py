@@ -33,6 +33,9 @@ from ..pamlib import (
 
 NOBODY = 65534
 USER_SES = ses(Users.GID_UID, Users.GID_GID)
+# What a login imports of the package, besides the package itself (pinned by
+# test_a_login_imports_only_the_login_modules).
+LOGIN_MODULES = ("__init__", "creds", "kernel", "keyinit", "trust")
 
 # -- the rule, on real files -------------------------------------------------
 
@@ -186,8 +189,7 @@ def test_hostile_environment_is_never_imported(tmp_path, tree, probe, service, u
     marker = tmp_path / "imported"
     plant = tmp_path / "plant"
     for name in (
-        "pam_pykeyinit/__init__",
-        "pam_pykeyinit/entry",
+        *(f"pam_pykeyinit/{module}" for module in LOGIN_MODULES),
         "_ctypes",
         "ctypes/__init__",
         "pwd",
@@ -253,10 +255,6 @@ def test_a_login_imports_only_the_login_modules(tree, args):
     codes, imported = json.loads(proc.stdout)
     assert codes == [PAM_SUCCESS, PAM_SUCCESS]
     assert [m for m in imported if m.startswith("pam_pykeyinit")] == [
-        "pam_pykeyinit",
-        "pam_pykeyinit.creds",
-        "pam_pykeyinit.kernel",
-        "pam_pykeyinit.keyinit",
-        "pam_pykeyinit.trust",
+        "pam_pykeyinit" if m == "__init__" else f"pam_pykeyinit.{m}" for m in LOGIN_MODULES
     ]
     assert [m for m in imported if not m.startswith("pam_pykeyinit")] == ["_ctypes", "pwd"]

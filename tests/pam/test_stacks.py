@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import require
 from ..pamlib import C_MODULE, REVOKED, Users, line, pamtester, py_module, ses, stack
 
 ENTRY_IDS = ["Uid: 0 0 0 0", "Gid: 0 0 0 0"]
@@ -60,13 +59,7 @@ def test_non_force_keeps_an_own_session_keyring(tree, probe, service, users):
     assert res.probes.count(f"s={ses(0, 0)}") == 2  # root's own, not revoked
 
 
-def test_non_force_creates_one_when_the_caller_has_none(
-    tree, probe, service, users, runner_session_keyring
-):
-    require(
-        runner_session_keyring == "_uid_ses.0",
-        f"the test runner has a session keyring of its own ({runner_session_keyring})",
-    )
+def test_non_force_creates_one_when_the_caller_has_none(tree, probe, service, users):
     svc = service(stack(py_module(tree), "", probe))
     res = pamtester(svc, Users.GID_USER, ["open_session"])
     assert f"s={USER_SES}" in res.probes
@@ -190,14 +183,9 @@ def test_debug_adds_lines_and_host_log_identity_is_untouched(tree, probe, servic
 
 
 @pytest.mark.parametrize("args", ["", "force", "force revoke"])
-def test_two_lines_share_one_keyring(tree, probe, service, users, args, runner_session_keyring):
+def test_two_lines_share_one_keyring(tree, probe, service, users, args):
     """The second line finds the keyring the first one made for the thread
     and keeps it: both probes see the same serial, the user's _ses."""
-    if "force" not in args:
-        require(
-            runner_session_keyring == "_uid_ses.0",
-            f"the test runner has a session keyring of its own ({runner_session_keyring})",
-        )
     module = py_module(tree)
     svc = service([line("session", "required", module, args), probe] * 2)
     res = pamtester(svc, Users.GID_USER, ["open_session"])

@@ -7,8 +7,14 @@ a tmpfs whose entries are symlinks to the host's /dev (bind-mounted aside),
 except /dev/log, which becomes this program's datagram socket. The command
 runs with that /dev; every datagram it sends to /dev/log is written to
 OUT.json as {"facility", "severity", "text"}. Exits with the command's code.
+
+Before the command runs, this program sends one line of its own through
+libc's syslog(3), as the module does: CANARY. It is the first line of
+OUT.json when the capture works, so a test that finds no log line can tell
+"nothing was logged" from "nothing was captured" (tests/pamlib.py).
 """
 
+import ctypes
 import json
 import os
 import re
@@ -17,6 +23,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+
+CANARY = "logcapture: capture works"
+
+
+def send_canary() -> None:
+    libc = ctypes.CDLL(None)
+    libc.syslog((10 << 3) | 6, b"%s", CANARY.encode())  # LOG_AUTHPRIV | LOG_INFO
+    libc.closelog()  # the next syslog() of this process connects anew
 
 
 def collect(sock: socket.socket, into: list[bytes]) -> None:
@@ -45,6 +59,7 @@ def main() -> int:
     received: list[bytes] = []
     reader = threading.Thread(target=collect, args=(sock, received), daemon=True)
     reader.start()
+    send_canary()
     rc = subprocess.run(cmd).returncode
     sock.shutdown(socket.SHUT_RDWR)
     reader.join()

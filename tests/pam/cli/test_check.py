@@ -171,7 +171,7 @@ def test_text_output_and_counts(stacks, hosts):
 
 
 @pytest.mark.parametrize("how", ["missing", "a file", "unreadable"])
-def test_an_unreadable_folder_exits_2(tmp_path, how):
+def test_an_unreadable_folder_exits_2(tree, tmp_path, how):
     folder = tmp_path / "pam.d"
     prefix = None
     if how == "a file":
@@ -180,7 +180,7 @@ def test_an_unreadable_folder_exits_2(tmp_path, how):
         folder.mkdir(mode=0o700)
         tmp_path.chmod(0o755)
         prefix = as_user(65534, 65534)
-    proc = pykeyinit("check", "--pam-dir", str(folder), prefix=prefix)
+    proc = pykeyinit("check", "--pam-dir", str(folder), prefix=prefix, tree=tree)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("pykeyinit check: cannot read"), proc.stderr
 

@@ -14,6 +14,7 @@ from ...pamlib import (
     ses,
 )
 
+MODULE = "/opt/site/pam_pykeyinit/pam_module.py"  # a package's loader, not installed here
 # The session part of Debian 12's /etc/pam.d/sshd, as shipped.
 DEBIAN_SSHD = """\
 # PAM configuration for the Secure Shell service
@@ -69,16 +70,14 @@ def test_write_changes_one_line_and_keeps_mode_and_owner(tmp_path):
     path.write_text(DEBIAN_SSHD)
     path.chmod(0o640)
     os.chown(path, 0, 42)
-    proc = pykeyinit(
-        "convert", "--pam-dir", str(tmp_path), "--module", "/x/m.py", "--write", "sshd"
-    )
+    proc = pykeyinit("convert", "--pam-dir", str(tmp_path), "--module", MODULE, "--write", "sshd")
     assert proc.returncode == 0, proc.stderr
     old, new = DEBIAN_SSHD.splitlines(), path.read_text().splitlines()
     changed = [(a, b) for a, b in zip(old, new) if a != b]
     assert len(old) == len(new) and changed == [
         (
             "session    optional     pam_keyinit.so force revoke",
-            "session    optional     pam_python.so /x/m.py force revoke",
+            f"session    optional     pam_python.so {MODULE} force revoke",
         )
     ]
     st = path.stat()

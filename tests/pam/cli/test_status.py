@@ -6,7 +6,6 @@ import errno
 import json
 import subprocess
 
-from ...conftest import require
 from ...pamlib import (
     Users,
     as_user,
@@ -15,14 +14,15 @@ from ...pamlib import (
     py_module,
     pykeyinit,
     ses,
+    user_session,
 )
 
 UID, GID = Users.GID_UID, Users.GID_GID
 SESSION = ["keyctl", "session", "-"]
 
 
-def status(prefix: list[str] | None = None) -> tuple[int, dict]:
-    proc = pykeyinit("status", "--json", prefix=prefix)
+def status(prefix: list[str] | None = None, tree=None) -> tuple[int, dict]:
+    proc = pykeyinit("status", "--json", prefix=prefix, tree=tree)
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -69,12 +69,9 @@ def test_revoked_keyring(prerequisites):
     assert "pykeyinit run --" in got["problems"][0]["advice"]
 
 
-def test_user_session_fallback(users, runner_session_keyring):
-    require(
-        runner_session_keyring == "_uid_ses.0",
-        f"the test runner has a session keyring of its own ({runner_session_keyring})",
-    )
-    rc, got = status(as_user(UID, GID))
+def test_user_session_fallback(tree, users):
+    """A process of the user's with no session keyring of its own."""
+    rc, got = status([*user_session(str(UID)), *as_user(UID, GID)], tree)
     assert rc == 1
     assert got["own_session_keyring"] is False
     assert got["session_keyring"]["description"] == f"_uid_ses.{UID}"
