@@ -30,7 +30,7 @@ KEYCTL_ADVICE = {
     " has expired: add 'force' to replace it",
     errno.ENOMEM: "the kernel is out of memory for keys",
 }
-# keyctl(KEYCTL_GET_PERSISTENT, ...) first, then the keyctl table
+# keyctl(KEYCTL_GET_PERSISTENT, ...) first, then the keyctl table (EDQUOT, ENOMEM...)
 PERSISTENT_ADVICE = {
     errno.EOPNOTSUPP: "this kernel has no persistent keyrings (built without"
     " CONFIG_PERSISTENT_KEYRINGS): drop 'persistent', or park the keys in the"
@@ -39,9 +39,6 @@ PERSISTENT_ADVICE = {
     " policy blocks KEYCTL_GET_PERSISTENT; drop 'persistent' here",
     errno.EACCES: "permission denied: an LSM (SELinux, AppArmor) policy refuses"
     " the persistent keyring; drop 'persistent' here or allow it",
-    errno.EDQUOT: "the user's key quota is full: compare /proc/key-users with"
-    " kernel.keys.maxkeys and kernel.keys.maxbytes (sysctl) and raise them or"
-    " clear stale keys",
 }
 CREDENTIAL_ADVICE = {
     errno.EPERM: "the calling process may not take this user's IDs (no"

@@ -69,6 +69,10 @@ WORDS = {
 }
 KNOWN = tuple(WORDS)
 C_WORDS = KNOWN[:3]  # the words pam_keyinit.so itself understands
+# keyctl errnos that mean "keyrings are unavailable to this process" (a
+# kernel without CONFIG_KEYS, a container's seccomp or LSM policy): what
+# 'unavailable=ignore' forgives, and what `pykeyinit status` reports so.
+UNAVAILABLE = ("ENOSYS", "EPERM", "EACCES")
 
 
 class Options:
@@ -329,7 +333,7 @@ def _is(err: KernelError, *names: str) -> bool:
 def _unavailable(err: KernelError) -> bool:
     """keyctl refused as a kernel without keys or a container's policy
     refuses it: the errnos systemd's KeyringMode= set-up ignores too."""
-    return err.call == kernel.KEYCTL and _is(err, "ENOSYS", "EPERM", "EACCES")
+    return err.call == kernel.KEYCTL and _is(err, *UNAVAILABLE)
 
 
 def _failed(ctx: Context, opts: Options, err: KernelError, doing: str, error_ret: int) -> int:

@@ -20,10 +20,10 @@ from .kernel import (
     KEY_SPEC_USER_SESSION_KEYRING,
     KernelError,
 )
+from .keyinit import UNAVAILABLE
 
 MAX_KEYRINGS = 200  # a search of the tree from @s stops after this many keyrings
 STATES = {"EKEYREVOKED": "revoked", "EKEYEXPIRED": "expired"}
-UNAVAILABLE = ("ENOSYS", "EPERM", "EACCES")
 SECCOMP_MODES = {"0": "disabled", "1": "strict", "2": "filter"}
 RUN_ADVICE = (
     "start programs that outlive the login (tmux, screen, nohup jobs) in a keyring of"
@@ -132,7 +132,7 @@ def status(k: kernel.Kernel | None = None) -> Status:
         serial = k.get_keyring_id(KEY_SPEC_SESSION_KEYRING)
     except KernelError as err:
         ring["state"] = STATES.get(err.errno_name, "unavailable")
-        if err.errno_name in UNAVAILABLE:
+        if err.errno_name in UNAVAILABLE:  # keyinit.py's set
             keyctl.update(works=False, errno=err.errno_name)
         result.problems.append(_unreadable(err, ring["state"]))
         return result

@@ -6,7 +6,10 @@ pam_python was given (often a symlink such as /lib/security/pam_pykeyinit.py
 into dist-packages) entry by entry as the kernel's path walk does
 (path_resolution(7)), applying the loader's rule (``unsafe``) to every
 folder and symlink met, so that a symlink in a folder others can write to is
-refused even though its target is fine.
+refused even though its target is fine. As for the folders above the
+package, a folder on the way may be writable by others if it is sticky
+(like /tmp): there only the owner of an entry, root as checked, may rename
+or remove it. The last entry, the file itself, gets the strict rule.
 """
 
 import os
@@ -25,8 +28,9 @@ def _components(path: str) -> "list[str]":
 
 
 def walk_problem(path: str, unsafe: "Callable[[str, bool], str]") -> str:
-    """Why some entry on the way to ``path`` is unsafe, or ''. A sticky
-    folder is accepted on the way, never as the last folder."""
+    """Why some entry on the way to ``path`` is unsafe, or ''. Folders and
+    symlinks on the way get ``unsafe(entry, False)`` (sticky folders
+    allowed), the final entry ``unsafe(entry, True)``."""
     if not path.startswith("/"):
         return f"{path!r} is not an absolute path"
     todo = _components(path)

@@ -51,3 +51,13 @@ def test_fields_not_text_choose_the_advice():
     assert keyctl.shown_call() == (
         "keyctl(KEYCTL_LINK, KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING)"
     )
+
+
+def test_persistent_quota_gets_the_one_quota_advice():
+    """EDQUOT has one text, in the keyctl table, for every keyctl operation."""
+    from pam_pykeyinit.advice import KEYCTL_ADVICE, for_error
+    from pam_pykeyinit.kernel import KEYCTL_GET_PERSISTENT
+
+    err = KernelError(KEYCTL, (KEYCTL_GET_PERSISTENT, 47011, -3), errno.EDQUOT)
+    assert for_error(err) == KEYCTL_ADVICE[errno.EDQUOT]
+    assert "/proc/key-users" in for_error(err)
