@@ -3,7 +3,8 @@
 Read top to bottom as Linux-PAM's modules/pam_keyinit/pam_keyinit.c reads:
 the PAM codes, the option words, the per-thread and per-process state, then
 keyinit (do_keyinit, init_keyrings), revoke (kill_keyrings), and at the
-bottom the pam_sm_* functions that pam_module.py hands every call to.
+bottom the pam_sm_* functions that the loader (pam_module.py) takes as its
+own through HANDLERS.
 
 Every decision is made in this file: the setcred flag dispatch, the session
 counter, the guard on revoking, the sticky options, the return codes (the
@@ -541,3 +542,17 @@ def pam_sm_acct_mgmt(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
 
 def pam_sm_chauthtok(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     return PAM_MODULE_UNKNOWN
+
+
+# What the loader takes as its own once the package is trusted (trust.handlers).
+HANDLERS = {
+    f.__name__: f
+    for f in (
+        pam_sm_authenticate,
+        pam_sm_setcred,
+        pam_sm_acct_mgmt,
+        pam_sm_open_session,
+        pam_sm_close_session,
+        pam_sm_chauthtok,
+    )
+}

@@ -1,15 +1,35 @@
-"""The second step of the loader's trust check: the path pam_python was given.
+"""How the loader decides that it may run the package, and its second step.
 
-pam_module.py has already checked the package's real folder, its files and
-every folder above it, so this module is trusted. It walks the path that
-pam_python was given (often a symlink such as /lib/security/pam_pykeyinit.py
-into dist-packages) entry by entry as the kernel's path walk does
-(path_resolution(7)), applying the loader's rule (``unsafe``) to every
-folder and symlink met, so that a symlink in a folder others can write to is
-refused even though its target is fine. As for the folders above the
-package, a folder on the way may be writable by others if it is sticky
-(like /tmp): there only the owner of an entry, root as checked, may rename
-or remove it. The last entry, the file itself, gets the strict rule.
+pam_python runs pam_module.py, the loader, for every PAM handle, compiling
+it from source each time (it writes no bytecode): so the loader holds only
+what must run before any file of the package can be trusted, and all the
+words about it are here, in bytecode that the .deb compiles once. `make
+bench` shows what the loader costs (README.md, "Speed").
+
+    session optional pam_python.so /lib/security/pam_pykeyinit.py force revoke
+
+Trust, in two steps, as sshd's StrictModes. First, in the loader, before
+anything is imported: the real folder of the loader (the package), every
+file in it and in its __pycache__, and every folder above it must be owned
+by root and not writable by group or others (pam_module.unsafe,
+package_problem, above_problem); a folder above may be writable if it is
+sticky (like /tmp), since then only the owner of its root-owned entry can
+rename it. The loader then imports the package from that folder alone (no
+sys.path is read or changed) and refuses one that this process already
+imported from elsewhere. Second, here, handlers(): the path pam_python was
+given is walked, symlink by symlink (walk_problem). If either step fails,
+every entry point logs why and returns PAM_SERVICE_ERR (pam_module.refuse).
+Neither the working directory nor the environment is read. Once both steps
+pass, keyinit.py's pam_sm_* functions (keyinit.HANDLERS) become the
+loader's own.
+
+walk_problem() walks the path entry by entry as the kernel's path walk does
+(path_resolution(7)), applying the loader's rule to every folder and
+symlink met, so that a symlink in a folder others can write to is refused
+even though its target is fine. As for the folders above the package, a
+folder on the way may be writable by others if it is sticky: there only
+the owner of an entry, root as checked, may rename or remove it. The last
+entry, the file itself, gets the strict rule.
 """
 
 import os
@@ -53,3 +73,14 @@ def walk_problem(path: str, unsafe: "Callable[[str, bool], str]") -> str:
         current = "/" if target.startswith("/") else current
         todo.extend(_components(target))
     return why
+
+
+def handlers(path: str, unsafe: "Callable[[str, bool], str]") -> "tuple[dict[str, object], str]":
+    """The second step, then the handoff: keyinit.py's entry points by
+    name, or ({}, why) when the path given is unsafe."""
+    why = walk_problem(path, unsafe)
+    if why:
+        return {}, why
+    from . import keyinit
+
+    return dict(keyinit.HANDLERS), ""

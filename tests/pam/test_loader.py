@@ -101,7 +101,7 @@ def test_a_second_copy_of_the_package_in_one_process_is_refused(loader, tmp_path
     entry, why = loader["load"](str(copy / "pam_pykeyinit" / "pam_module.py"))
     # tmp_path lies under pytest's 0700 root-owned folders: only the
     # duplicate package can be the reason
-    assert entry is None and "another pam_pykeyinit is loaded" in why, why
+    assert entry == {} and "another pam_pykeyinit is loaded" in why, why
 
 
 def test_walk_follows_symlinks_and_checks_their_folders(loader, root_dir):
