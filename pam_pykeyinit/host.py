@@ -9,7 +9,8 @@ tests, so that no path or version of one distribution is assumed.
 - pam_python.so is looked up in those folders, as libpam would.
 - The folder pam_python takes a relative module file from
   (DEFAULT_SECURITY_DIR) and the libpython it embeds are compiled into
-  pam_python.so: read out of it too.
+  pam_python.so: read out of it too, and so is whether it holds the GIL
+  when libpam calls into Python (gil_safe).
 - The Linux-PAM version comes from the package manager (dpkg, else rpm).
 """
 
@@ -100,6 +101,19 @@ def pam_python_dir(pam_python_so: Path | None) -> str:
         if m:
             return m.group(1).decode().rstrip("/") + "/"
     return PAM_PYTHON_DEFAULT_DIR
+
+
+def gil_safe(pam_python_so: Path) -> bool:
+    """Whether this pam_python.so takes the GIL on entry from libpam, as the
+    build of packaging/pam-python does (patch 3001) and Debian's does not:
+    only then does it call PyGILState_Ensure, a name in its dynamic symbol
+    table. A Python program calling PAM in-process (pamela, python-pam)
+    crashes on a pam_python line of a build without it (README, Python PAM
+    applications)."""
+    try:
+        return b"\0PyGILState_Ensure\0" in pam_python_so.read_bytes()
+    except OSError:
+        return False
 
 
 def embedded_python(pam_python_so: Path) -> Path | None:

@@ -405,13 +405,18 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
             )
         if ctx.import_path_error:
             add(first, "warning", ctx.import_path_error)
-        add(
-            first,
-            "info",
-            "a Python program that calls PAM in-process (JupyterHub's PAMAuthenticator,"
-            " pamela, python-pam) crashes on this service's pam_python line: give it a"
-            " service of its own without one (README, Python PAM applications)",
-        )
+        for x in python_lines:
+            so = host.find_module(x.module, ctx.module_dirs)
+            if so is not None and not host.gil_safe(so):
+                add(
+                    x,
+                    "info",
+                    f"{so} is a pam_python without the GIL fix: a Python program that calls"
+                    " PAM in-process (JupyterHub's PAMAuthenticator, pamela, python-pam)"
+                    " crashes on this line; install the GIL-safe build or give the program"
+                    " a service without pam_python (README, Python PAM applications)",
+                )
+                break
     for x in lines:
         if x.ours:
             target = x.args[0]

@@ -197,3 +197,21 @@ def test_the_loader_rule_is_the_loaders_own(refused_tree):
     why = stacks.loader_refusal(str(refused_tree))
     assert why == f"{refused_tree.parent / 'kernel.py'} is writable by group or others (mode 0664)"
     assert os.path.exists(refused_tree)
+
+
+@pytest.mark.parametrize("build", ["stock", "gil-safe"])
+def test_which_pam_python_is_said(stacks, hosts, build):
+    """A note on the first pam_python line whose pam_python.so lacks the GIL
+    fix (Debian's build has no PyGILState_Ensure); none with the fixed one."""
+    modules, _, clean, _ = hosts
+    so = modules / "pam_python.so"
+    so.write_bytes(
+        b"\0libpython3.11.so.1.0\0" + (b"PyGILState_Ensure\0" if build == "gil-safe" else b"")
+    )
+    rc, findings = check(stacks, modules, clean, "clean")
+    notes = [f for f in findings if "without the GIL fix" in f["message"]]
+    if build == "stock":
+        assert [(n["severity"], n["line"]) for n in notes] == [("info", 2)], findings
+        assert str(so) in notes[0]["message"]
+    else:
+        assert notes == [] and rc == 0, findings
