@@ -104,15 +104,23 @@ class Options:
 # ---------------------------------------------------------------------------
 # State, kept as pam_keyinit.c (Linux-PAM 1.5.3 and later) keeps it: the
 # created keyring, the sticky flags and the revoke IDs per thread
-# (_Thread_local there), the session counter per process. This module is
-# imported, not executed by pam_python, so one copy serves every PAM handle
-# of the process for as long as the interpreter lives: from the first handle
-# that loads pam_python to the pam_end() of the last, as the C module's.
+# (_Thread_local there), the session counter per process, for as long as
+# the module is loaded. libpam loads pam_keyinit.so with the first handle
+# whose stack names it and unloads it (dlclose) at the pam_end() of the last
+# such handle, which wipes that state in every thread. This module lives
+# as long as the interpreter: in a C program pam_python starts and ends one
+# with the same handles, but in a Python program (pamela, python-pam,
+# JupyterHub) the interpreter is the program's and outlives every handle.
+# So the module counts the handles that called it and have not ended
+# (pam_sm_end, which pam_python calls at pam_end()), and when the last one
+# ends it starts a new generation: every thread's state starts afresh at
+# its next call (current_thread_state), as after a dlclose.
 
 
 class ThreadState(_thread._local):  # threading.local's C type: no threading import
     """Per thread; class attributes are each new thread's starting values."""
 
+    generation = 0  # the ProcessState.generation these values belong to
     my_session_keyring = 0  # serial of the keyring this thread created, 0 if none
     do_revoke = False  # sticky: once 'revoke' is seen it stays on
     xdebug = False  # sticky: once 'debug' is seen it stays on
@@ -121,19 +129,33 @@ class ThreadState(_thread._local):  # threading.local's C type: no threading imp
 
 
 class ProcessState:
-    """Per process. The counter is changed only inside handlers, one Python
-    statement at a time in the one interpreter pam_python keeps per process;
-    C uses an _Atomic int. (Debian's pam_python does not take the GIL per
-    call, so PAM calls from two threads at the same moment are unsafe for
-    any pam_python module, this one included.)"""
+    """Per process. Changed only inside handlers, one Python statement at a
+    time under the GIL (C uses an _Atomic int for the counter). Debian's
+    pam_python does not take the GIL per call, so there PAM calls from two
+    threads at the same moment are unsafe for any pam_python module; the
+    build of packaging/pam-python takes it."""
 
     def __init__(self) -> None:
         self.session_counter = 0
         self.reported_words: "set[str]" = set()
+        self.generation = 0
+        self.handles: "set[int]" = set()  # id() of the live pamh objects that called in
 
 
 thread_state = ThreadState()
 process_state = ProcessState()
+
+
+def current_thread_state(pamh: "Pamh") -> "ThreadState":
+    """Count ``pamh`` among the live handles; this thread's state, started
+    afresh if the module was "unloaded" since this thread last used it."""
+    process_state.handles.add(id(pamh))
+    st = thread_state
+    if st.generation != process_state.generation:
+        st.__dict__.clear()  # back to the class attributes, the starting values
+        st.generation = process_state.generation
+    return st
+
 
 # ---------------------------------------------------------------------------
 
@@ -475,10 +497,11 @@ def _context(pamh: "Pamh", pam_type: str) -> "Context":
         except pamh.exception as exc:
             return int(exc.pam_result), None
 
-    log = Logger(_service(pamh), pam_type, thread_state)
+    st = current_thread_state(pamh)
+    log = Logger(_service(pamh), pam_type, st)
     # kernel.load() fails closed on an unknown architecture; the
     # UnsupportedABI it raises is turned into a log line by _guarded.
-    return Context(kernel.load(), log, thread_state, get_user, _getpwnam)
+    return Context(kernel.load(), log, st, get_user, _getpwnam)
 
 
 def _guarded(pam_type: str, error_ret: int, pamh: "Pamh", body: "Callable[[], int]") -> int:
@@ -493,15 +516,17 @@ def _guarded(pam_type: str, error_ret: int, pamh: "Pamh", body: "Callable[[], in
 
 def pam_sm_authenticate(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     # Present only so the module can sit in the auth stack and see setcred.
+    process_state.handles.add(id(pamh))
     return PAM_IGNORE
 
 
 def pam_sm_setcred(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     def body() -> int:
+        current_thread_state(pamh)
         # ESTABLISH is tested first, as in pam_keyinit.c.
         if flags & PAM_ESTABLISH_CRED:
             return keyinit(_context(pamh, "setcred"), argv, PAM_CRED_ERR, "ESTABLISH_CRED")
-        if flags & PAM_DELETE_CRED and revoke_due(thread_state):
+        if flags & PAM_DELETE_CRED and revoke_due(current_thread_state(pamh)):
             ctx = _context(pamh, "setcred")
             ctx.log.debug("DELETE_CRED")
             return kill_keyrings(ctx, PAM_CRED_ERR)
@@ -512,6 +537,7 @@ def pam_sm_setcred(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
 
 def pam_sm_open_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     def body() -> int:
+        current_thread_state(pamh)  # a new generation resets the counter first
         process_state.session_counter += 1
         what = f"OPEN {process_state.session_counter}"
         return keyinit(_context(pamh, "session"), argv, PAM_SESSION_ERR, what)
@@ -524,8 +550,9 @@ def pam_sm_close_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     # at close, so this line counts as required there. Like pam_keyinit,
     # the arguments are not read here.
     def body() -> int:
+        st = current_thread_state(pamh)
         process_state.session_counter -= 1
-        if process_state.session_counter <= 0 and revoke_due(thread_state):
+        if process_state.session_counter <= 0 and revoke_due(st):
             ctx = _context(pamh, "session")
             ctx.log.debug(f"CLOSE {process_state.session_counter}: revoking")
             kill_keyrings(ctx, PAM_SESSION_ERR)
@@ -534,13 +561,27 @@ def pam_sm_close_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     return _guarded("session", PAM_SUCCESS, pamh, body)
 
 
+def pam_sm_end(pamh: "Pamh") -> None:
+    """pam_python's call at pam_end(): this handle has ended. After the last
+    live one, a new generation, as libpam's dlclose of pam_keyinit.so."""
+    try:
+        process_state.handles.discard(id(pamh))
+        if not process_state.handles:
+            process_state.generation += 1
+            process_state.session_counter = 0
+    except Exception:  # noqa: BLE001, S110 - nothing to report to: pam_end ignores it
+        pass
+
+
 def pam_sm_acct_mgmt(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     # pam_keyinit.so has no pam_sm_acct_mgmt; libpam answers a missing
     # symbol with PAM_MODULE_UNKNOWN, and so does this.
+    process_state.handles.add(id(pamh))
     return PAM_MODULE_UNKNOWN
 
 
 def pam_sm_chauthtok(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
+    process_state.handles.add(id(pamh))
     return PAM_MODULE_UNKNOWN
 
 
@@ -554,5 +595,6 @@ HANDLERS = {
         pam_sm_open_session,
         pam_sm_close_session,
         pam_sm_chauthtok,
+        pam_sm_end,
     )
 }

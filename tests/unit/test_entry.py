@@ -191,3 +191,59 @@ def test_real_getpwnam_treats_bad_names_as_unknown():
     assert entry._getpwnam("root").pw_uid == 0
     for name in ["", "no\0such", "x" * 5000, "ünïcödé-nobody"]:
         assert entry._getpwnam(name) is None
+
+
+# -- handles ending: the state of an unloaded pam_keyinit.so ------------------
+
+
+def test_state_starts_afresh_once_every_handle_ended(world):
+    """A Python program's pamela: open in one handle, pam_end, close in
+    another. pam_keyinit.so was unloaded in between (libpam's dlclose), so
+    its close finds no keyring and no counter: nothing is revoked."""
+    fake, _ = world
+    first, second = FakePamh(), FakePamh()
+    assert entry.pam_sm_open_session(first, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
+    serial = entry.thread_state.my_session_keyring
+    entry.pam_sm_end(first)
+    assert entry.pam_sm_close_session(second, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
+    assert not fake.keyrings[serial].revoked
+    assert entry.thread_state.my_session_keyring == 0 and not entry.thread_state.do_revoke
+    assert entry.process_state.session_counter == -1  # as in a freshly loaded module
+    entry.pam_sm_end(second)
+
+
+def test_state_is_kept_while_another_handle_lives(world):
+    """Open in one handle, close in another that was started before the
+    first ended: the module stayed loaded, the close revokes."""
+    fake, _ = world
+    first, second = FakePamh(), FakePamh()
+    assert entry.pam_sm_open_session(first, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
+    serial = entry.thread_state.my_session_keyring
+    assert entry.pam_sm_setcred(second, 0, [ARGV0]) == PAM_IGNORE  # calls in, stays alive
+    entry.pam_sm_end(first)
+    assert entry.pam_sm_close_session(second, 0, [ARGV0]) == PAM_SUCCESS
+    assert fake.keyrings[serial].revoked
+    entry.pam_sm_end(second)
+    assert entry.process_state.handles == set()
+
+
+def test_every_threads_state_starts_afresh(world):
+    """The new generation reaches a thread that did not end the handle."""
+
+    fake, _ = world
+    pamh = FakePamh()
+    seen: list[int] = []
+
+    def in_thread(step: str) -> None:
+        if step == "open":
+            entry.pam_sm_open_session(pamh, 0, [ARGV0, "force", "revoke"])
+        seen.append(entry.current_thread_state(pamh).my_session_keyring)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # the same worker thread twice
+        pool.submit(in_thread, "open").result()
+        entry.pam_sm_end(pamh)  # from the main thread, as pam_end may be
+        pool.submit(in_thread, "look").result()
+    assert seen[0] > 0 and seen[1] == 0
+    assert not fake.keyrings[seen[0]].revoked  # left as an unloaded module leaves it
