@@ -10,12 +10,15 @@ DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-lin
 DEB_PACKAGES := build-essential debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
 	python3-docutils lintian
 RPM_PACKAGES := rpm rpm2cpio cpio python3-pip python3-setuptools python3-wheel python3-docutils
+# what packaging/pam-python/build.sh needs (it installs them itself too)
+PAM_PYTHON_PACKAGES := build-essential dpkg-dev debhelper libpam0g-dev python3-dev python3-setuptools
 VM_PACKAGES := debootstrap qemu-system-x86 cpio
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init__.py)
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench deb rpm vm-test clean
+.PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench deb rpm \
+	pam-python-deb vm-test clean
 
 all: check
 
@@ -46,7 +49,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: deps
+test: deps pam-python-deb
 	$(VENV)/bin/python -m pytest -m "not vm"
 
 check: deps lint test
@@ -57,11 +60,26 @@ check: deps lint test
 # suite's lintian on the .deb built here (one package for both suites).
 HOST_SUITE := $(shell . /etc/os-release && echo $$VERSION_CODENAME)
 SUITE ?= $(if $(filter trixie,$(HOST_SUITE)),bookworm,trixie)
-SUITE_PACKAGES = $(APT_PACKAGES) $(DEB_PACKAGES) $(RPM_PACKAGES)
+SUITE_PACKAGES = $(APT_PACKAGES) $(DEB_PACKAGES) $(RPM_PACKAGES) $(PAM_PYTHON_PACKAGES)
 check-suite: deb
 	$(call apt_install,debootstrap)
 	bash tools/suite-root.sh $(SUITE) "$(SUITE_PACKAGES)" -- sh -c 'make check && \
 		lintian --fail-on error,warning --info /pykt/dist/libpam-pykeyinit_$(VERSION)_all.deb'
+
+# dist/libpam-python_<Debian's version>+pykeyinit1_<arch>.deb: Debian's
+# pam-python for the host's suite, with Debian's patches and ours (the GIL,
+# the Python version, libpython kept loaded), built from the archive's source
+# by packaging/pam-python/build.sh (README, Python PAM applications). Rebuilt
+# when a file of packaging/pam-python changes.
+PAM_PYTHON_CHANGELOG := packaging/pam-python/suites/$(HOST_SUITE)/changelog
+PAM_PYTHON_DEB := dist/libpam-python_$(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' \
+	$(PAM_PYTHON_CHANGELOG))_$(shell dpkg --print-architecture).deb
+pam-python-deb: $(PAM_PYTHON_DEB)
+
+$(PAM_PYTHON_DEB): $(shell find packaging/pam-python -type f)
+	$(call apt_install,lintian $(PAM_PYTHON_PACKAGES))
+	WORK=$(CURDIR)/build/pam-python bash packaging/pam-python/build.sh dist
+	lintian --fail-on error,warning --info $@
 
 # Byte-compile the checkout's package with the interpreter pam_python embeds,
 # as py3compile does for the installed package: pam_python writes no

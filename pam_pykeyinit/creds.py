@@ -13,7 +13,7 @@ Differences from the C module, on purpose:
   way back stays permitted even for a caller without CAP_SETUID.
 - On leaving, real, effective, saved and fs IDs are all set back to the
   snapshot taken on entry and read back to check them, with a second try if
-  the first fails. Debian's 1.5.2 module leaves the saved gid changed after
+  the first fails. Linux-PAM 1.5.2 and 1.7.0 leave the saved gid changed after
   a revoke.
 
 Only calls that change something are made: every set*id call commits new

@@ -5,8 +5,8 @@ pam_python + pam_pykeyinit in its place, and compares what pamtester
 reports: its exit status, its messages, and the probe's view of the
 caller's session keyring after every session call (serials normalised to
 their order of appearance). Two differences are deliberate and handled
-explicitly rather than hidden: the saved uid/gid (Debian's 1.5.2 module
-leaves the saved gid changed after a revoke; ours must restore it) is
+explicitly rather than hidden: the saved uid/gid (Linux-PAM 1.5.2 and 1.7.0
+leave the saved gid changed after a revoke; ours must restore it) is
 compared for ours against the entry values only, and threads are covered
 elsewhere.
 """

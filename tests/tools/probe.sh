@@ -2,6 +2,9 @@
 # Run by pam_exec right after the module under test: prints, one "probe:"
 # line each, what the PAM caller (this shell's parent) now holds. Its
 # session keyring is inherited over fork and exec (session-keyring(7)).
+# With a file as its argument it appends there instead: a Python PAM
+# application (pamela) drops what pam_exec sends to its conversation.
+[ -n "${1:-}" ] && exec >>"$1"
 echo "probe: type=$PAM_TYPE"
 echo "probe: s=$(keyctl rdescribe @s 2>&1)"
 echo "probe: sid=$(keyctl show @s 2>/dev/null | sed -n 2p | awk '{print $1}')"

@@ -1,0 +1,325 @@
+"""Python programs that open PAM sessions in-process, as real drivers:
+pamela and python-pam (the PyPI releases pinned in requirements-dev.txt)
+in a child Python (tests/tools/pyclient.py), through the GIL-safe pam_python
+of packaging/pam-python (`make pam-python-deb`; a private copy of its
+pam_python.so, named by path in the stacks, so the system's package is never
+replaced), side by side with pam_keyinit.so on the same stack. Keyrings are
+read from outside the module: keyctl(1) in pam_exec's probe and in children
+of the client's threads.
+
+With the pam_python the system has, Debian's build, the same client dies
+with SIGSEGV: that is asserted too, so that the README's claim stays true
+and a fixed Debian package shows up here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pam_pykeyinit import host
+
+from ..conftest import require
+from ..pamlib import (
+    C_MODULE,
+    REPO,
+    REVOKED,
+    TOOLS,
+    Users,
+    key_users,
+    line,
+    probe_shape,
+    ses,
+    system,
+)
+
+CLIENT = TOOLS / "pyclient.py"
+THREAD_USERS = [(f"pykt-c{i:02}", 47100 + i) for i in range(16)]
+
+
+@pytest.fixture(scope="session")
+def gil_safe_so(prerequisites):
+    """pam_python.so of the GIL-safe build for this suite, unpacked from
+    dist/ into a root-owned folder that every caller can read."""
+    suite = system("sh", "-c", ". /etc/os-release && echo $VERSION_CODENAME").strip()
+    changelog = REPO / "packaging" / "pam-python" / "suites" / suite / "changelog"
+    require(changelog.exists(), f"no GIL-safe pam_python packaging for {suite}")
+    version = changelog.read_text().split("(", 1)[1].split(")", 1)[0]  # the first entry's
+    arch = system("dpkg", "--print-architecture").strip()
+    deb = REPO / "dist" / f"libpam-python_{version}_{arch}.deb"
+    require(deb.exists(), f"{deb} missing: make pam-python-deb")
+    top = Path(tempfile.mkdtemp(prefix="pykt-pam-python-"))
+    top.chmod(0o755)
+    try:
+        system("dpkg-deb", "-x", str(deb), str(top))
+        (so,) = top.rglob("pam_python.so")
+        assert host.gil_safe(so)
+        yield so
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.fixture(scope="session")
+def thread_users(prerequisites):
+    def remove() -> None:
+        for name, _ in THREAD_USERS:
+            subprocess.run(["userdel", name], capture_output=True)
+            subprocess.run(["groupdel", name], capture_output=True)
+
+    remove()
+    for name, uid in THREAD_USERS:
+        system("useradd", "-M", "-U", "-s", "/bin/sh", "-u", str(uid), name)
+    yield THREAD_USERS
+    remove()
+
+
+def client(scenario: str, service: str, users: list[str], *options: str) -> tuple[int, dict, str]:
+    """pyclient.py in the test venv's Python (pamela and python-pam are
+    installed there; the same Python version as pam_python's libpython)."""
+    proc = subprocess.run(
+        [sys.executable, str(CLIENT), scenario, service, *users, *options],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+    out = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return proc.returncode, out, proc.stderr
+
+
+class Stacks:
+    """The same stack twice, with pam_keyinit.so and with pam_pykeyinit on
+    the GIL-safe pam_python; the probe appends to a file per stack."""
+
+    def __init__(self, service, tree: Path, so: Path, args: str, folder: Path) -> None:
+        self.out = {"c": folder / "probe-c", "ours": folder / "probe-ours"}
+        probe = tree.parents[2] / "probe.sh"
+        modules = {"c": C_MODULE, "ours": f"{so} {tree}"}
+        self.service = {
+            name: service(
+                [
+                    line("auth", "optional", "pam_permit.so"),
+                    line("session", "required", module, args),
+                    line("session", "optional", "pam_exec.so", f"quiet {probe} {self.out[name]}"),
+                ]
+            )
+            for name, module in modules.items()
+        }
+
+    def probes(self, name: str) -> list[str]:
+        path = self.out[name]
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [x[len("probe: ") :] for x in lines if x.startswith("probe: ")]
+
+
+@pytest.fixture
+def stacks(service, tree, gil_safe_so, tmp_path):
+    tmp_path.chmod(0o755)
+    tmp_path.parent.chmod(0o755)
+
+    def make(args: str = "force revoke") -> Stacks:
+        return Stacks(service, tree, gil_safe_so, args, tmp_path)
+
+    return make
+
+
+# -- open and close, two users -------------------------------------------------
+
+
+@pytest.mark.parametrize("library", ["pamela", "python-pam"])
+def test_two_users_like_pam_keyinit(stacks, users, library):
+    """Each user's session gets a _ses of the user's with _uid.N linked, as
+    keyctl sees it from the probe; pamela opens and closes in two handles
+    (pam_keyinit.so is unloaded in between, so nothing is revoked),
+    python-pam in one (the keyring is revoked at close)."""
+    made = stacks()
+    names = [Users.GID_USER, Users.PEER]
+    for name in ("c", "ours"):
+        rc, out, err = client(library, made.service[name], names)
+        assert rc == 0, (name, out, err)
+    ours, theirs = made.probes("ours"), made.probes("c")
+    assert probe_shape(ours) == probe_shape(theirs)
+    runs = probe_runs(ours)
+    opened = [r for r in runs if r["type"] == "open_session"]
+    assert [r["s"] for r in opened] == [
+        ses(Users.GID_UID, Users.GID_GID),
+        ses(Users.PEER_UID, Users.PEER_UID),
+    ]
+    assert [[x.rsplit(";", 1)[-1] for x in r["links"]] for r in opened] == [
+        [f"_uid.{Users.GID_UID}"],
+        [f"_uid.{Users.PEER_UID}"],
+    ]
+    closed = [r["s"] for r in runs if r["type"] == "close_session"]
+    revoked = library == "python-pam"
+    assert [c == REVOKED for c in closed] == [revoked, revoked], closed
+    for r in runs:  # every ID of the client as it was, saved ones included
+        assert (r["Uid"], r["Gid"]) == ("0 0 0 0", "0 0 0 0"), r
+
+
+def probe_runs(probes: list[str]) -> list[dict]:
+    """The probe's runs: type, s, links, Uid and Gid of the client."""
+    runs: list[dict] = []
+    for p in probes:
+        if p.startswith("type="):
+            runs.append({"type": p[5:], "links": []})
+        elif p.startswith("s="):
+            runs[-1]["s"] = p[2:]
+        elif p.startswith("link="):
+            runs[-1]["links"].append(p[5:])
+        elif p.startswith(("Uid: ", "Gid: ")):
+            runs[-1][p[:3]] = p[5:]
+    return runs
+
+
+# -- a long-lived process -------------------------------------------------------
+
+
+def settled_keys(uid: int) -> int:
+    """The uid's key count once it has been the same for 3 readings 0.5 s apart."""
+    import time
+
+    last, same, waited = key_users(uid)[0], 0, 0.0
+    while same < 3 and waited < 30:
+        time.sleep(0.5)
+        waited += 0.5
+        now = key_users(uid)[0]
+        same, last = (same + 1, now) if now == last else (0, now)
+    return last
+
+
+def test_500_sessions_in_one_process(stacks, service, users, gil_safe_so, capsys):
+    """500 pamela sessions (1,000 handles) in one process: the user's keys
+    back at their baseline with either module, and pam_pykeyinit adds
+    nothing to the process's memory beyond what pam_python itself keeps per
+    handle, measured with a pam_python module that does nothing."""
+    made = stacks()
+    noop = service(
+        [line("session", "required", f"{gil_safe_so} {REPO / 'bench' / 'floor_module.py'}")]
+    )
+    uid = Users.GID_UID
+    client("pamela", made.service["ours"], [Users.GID_USER])  # _uid.N and _uid_ses.N exist
+    baseline = settled_keys(uid)
+    results = {}
+    for name, svc in (("ours", made.service["ours"]), ("c", made.service["c"]), ("noop", noop)):
+        rc, out, err = client("repeat", svc, [Users.GID_USER], "--count", "500")
+        assert rc == 0, (name, out, err)
+        results[name] = (out, settled_keys(uid))
+    growth = {
+        n: out["rss_kib_at_end"] - out["rss_kib_after_tenth"] for n, (out, _) in results.items()
+    }
+    with capsys.disabled():
+        for name, (out, keys) in results.items():
+            print(
+                f"\n[python client] {name}: 500 pamela sessions in one process: VmRSS"
+                f" {out['rss_kib_after_tenth']} KiB after 50, {out['rss_kib_at_end']} KiB"
+                f" after 500 (+{growth[name]}); keys of uid {uid}: {baseline} before, {keys} after"
+            )
+    assert results["ours"][1] == baseline and results["c"][1] == baseline
+    assert growth["c"] < 512  # no pam_python: flat
+    assert growth["ours"] - growth["noop"] < 512, growth  # ours adds nothing of its own
+
+
+def test_16_threads_each_with_its_own_user(stacks, thread_users, capsys):
+    """16 threads open and close at once, each its own handle and user, each
+    finds its own user's _ses (keyctl in a child of that thread); a watcher
+    thread reading its own uid and gid sees no change with pam_pykeyinit.
+    With pam_keyinit.so before Linux-PAM 1.5.3, glibc moves every thread."""
+    made = stacks()
+    names = [name for name, _ in thread_users]
+    version = host.linux_pam_version() or (0,)
+    for name in ("ours", "c"):
+        rc, out, err = client("threads", made.service[name], names, "--watch", "10000")
+        assert rc == 0, (name, out, err)
+        wrong = [u for u, uid in thread_users if not out["keyrings"][u].endswith(ses(uid, uid))]
+        watch = out["watch"]
+        with capsys.disabled():
+            print(
+                f"\n[python client] {name} (Linux-PAM {version}): 16 threads, watcher: {watch};"
+                f" {len(wrong)} threads with another owner's keyring"
+            )
+        assert watch["reads"] >= 10000
+        if name == "ours" or version >= (1, 5, 3):
+            assert watch["changes"] == 0 and wrong == [], (name, watch, out["keyrings"])
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_jupyterhubs_executor(stacks, users, workers, capsys):
+    """open_session and, later, close_session on a ThreadPoolExecutor, as
+    JupyterHub's PAMAuthenticator does (1 worker up to 5.0, 4 from 5.2).
+    Each in a handle of its own, ended before the next: the close finds
+    nothing to revoke, with either module, and the keyring made at open
+    stays the session keyring of the worker that opened it."""
+    made = stacks()
+    names = [Users.GID_USER, Users.PEER, Users.GID_USER]
+    runs = {}
+    for name in ("c", "ours"):
+        rc, out, err = client("executor", made.service[name], names, "--count", str(workers))
+        assert rc == 0, (name, out, err)
+        runs[name] = out["runs"]
+    with capsys.disabled():
+        for name, rows in runs.items():
+            print(f"\n[python client] {name}, {workers} worker(s): {rows}")
+    for name, rows in runs.items():
+        for row, user, uid, gid in zip(
+            rows,
+            names,
+            (Users.GID_UID, Users.PEER_UID, Users.GID_UID),
+            (Users.GID_GID, Users.PEER_UID, Users.GID_GID),
+        ):
+            assert row["at_open"].endswith(ses(uid, gid)), (name, user, row)
+            assert row["opened_after_close"] == "Permission denied", (name, row)  # not revoked
+            if row["same_thread"]:
+                assert row["at_close"] == row["at_open"], (name, row)
+    if workers == 1:
+        assert all(r["same_thread"] for rows in runs.values() for r in rows), runs
+
+
+# -- the host's interpreter ------------------------------------------------------
+
+
+def test_debians_pam_python_crashes_a_python_client(service, tree, users):
+    """The pam_python the system has: Debian's build kills the client with
+    SIGSEGV at the first pam_python line; a GIL-safe one (this project's,
+    or a fixed Debian package) lets it open and close the session."""
+    installed = host.pam_python()
+    require(installed is not None, "pam_python.so not found where libpam looks")
+    assert installed is not None
+    svc = service([line("session", "required", f"pam_python.so {tree}", "force revoke")])
+    rc, _, err = client("pamela", svc, [Users.GID_USER])
+    if host.gil_safe(installed):
+        assert rc == 0, err
+    else:
+        assert rc == -11, (rc, err)
+
+
+def test_a_pam_pykeyinit_the_host_imported_from_elsewhere_is_refused(
+    service, tree, gil_safe_so, users, tmp_path
+):
+    """The host imported its own pam_pykeyinit (here: a copy of the package
+    on PYTHONPATH): the login is refused with one line, the host's copy is
+    never used to log in, and sys.path/PYTHONPATH change nothing else."""
+    other = tmp_path / "other"
+    shutil.copytree(REPO / "pam_pykeyinit", other / "pam_pykeyinit")
+    marker = tmp_path / "marker"
+    (other / "pam_pykeyinit" / "keyinit.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    svc = service([line("session", "required", f"{gil_safe_so} {tree}", "force revoke")])
+    script = (
+        "import sys, pamela; sys.path.insert(0, sys.argv[1]); import pam_pykeyinit\n"
+        "try:\n    pamela.open_session(sys.argv[2], service=sys.argv[3])\n"
+        "except pamela.PAMError as e:\n    print(e.errno)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(other), Users.GID_USER, svc],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(other)},
+    )
+    assert proc.stdout.strip() == "3", (proc.stdout, proc.stderr)  # PAM_SERVICE_ERR
+    assert not marker.exists()
