@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from pam_pykeyinit import host
+
 from ..conftest import require, require_root
-from ..pamlib import Service, Tools, Users, install_tree, pam_python_so
+from ..pamlib import REPO, Service, Tools, Users, install_tree, pam_python_so, system
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,5 +76,27 @@ def tools(prerequisites: None):
     top.chmod(0o755)
     try:
         yield Tools(top)
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.fixture(scope="session")
+def gil_safe_so(prerequisites):
+    """pam_python.so of the GIL-safe build for this suite, unpacked from
+    dist/ into a root-owned folder that every caller can read."""
+    suite = system("sh", "-c", ". /etc/os-release && echo $VERSION_CODENAME").strip()
+    changelog = REPO / "packaging" / "pam-python" / "suites" / suite / "changelog"
+    require(changelog.exists(), f"no GIL-safe pam_python packaging for {suite}")
+    version = changelog.read_text().split("(", 1)[1].split(")", 1)[0]  # the first entry's
+    arch = system("dpkg", "--print-architecture").strip()
+    deb = REPO / "dist" / f"libpam-python_{version}_{arch}.deb"
+    require(deb.exists(), f"{deb} missing: make pam-python-deb")
+    top = Path(tempfile.mkdtemp(prefix="pykt-pam-python-"))
+    top.chmod(0o755)
+    try:
+        system("dpkg-deb", "-x", str(deb), str(top))
+        (so,) = top.rglob("pam_python.so")
+        assert host.gil_safe(so)
+        yield so
     finally:
         shutil.rmtree(top)
