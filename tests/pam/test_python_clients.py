@@ -173,9 +173,10 @@ def settled_keys(uid: int) -> int:
 
 def test_500_sessions_in_one_process(stacks, service, users, gil_safe_so, capsys):
     """500 pamela sessions (1,000 handles) in one process: the user's keys
-    back at their baseline with either module, and pam_pykeyinit adds
-    nothing to the process's memory beyond what pam_python itself keeps per
-    handle, measured with a pam_python module that does nothing."""
+    back at their baseline with either module, and the process's memory
+    flat with pam_pykeyinit, with pam_keyinit.so and with a pam_python
+    module that does nothing (before patch 3004 pam_python itself kept
+    about 17 KB per handle)."""
     made = stacks()
     noop = service(
         [line("session", "required", f"{gil_safe_so} {REPO / 'bench' / 'floor_module.py'}")]
@@ -199,8 +200,7 @@ def test_500_sessions_in_one_process(stacks, service, users, gil_safe_so, capsys
                 f" after 500 (+{growth[name]}); keys of uid {uid}: {baseline} before, {keys} after"
             )
     assert results["ours"][1] == baseline and results["c"][1] == baseline
-    assert growth["c"] < 512  # no pam_python: flat
-    assert growth["ours"] - growth["noop"] < 512, growth  # ours adds nothing of its own
+    assert all(g < 1024 for g in growth.values()), growth  # KiB over 450 sessions
 
 
 def test_16_threads_each_with_its_own_user(stacks, thread_users, capsys):
