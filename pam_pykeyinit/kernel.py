@@ -18,10 +18,10 @@ UnsupportedABI and no system call is ever made with a guessed number.
 
 The foreign functions are built on _ctypes, the extension the ctypes
 package is written on, with the same classes ctypes.CDLL(None,
-use_errno=True) would make. In paired pamtester runs a module importing
-``ctypes`` cost 2.6 ms over a 24 ms floor, one importing ``_ctypes`` 0.1
-to 0.5 ms (ctypes/__init__, struct and _endian make the difference).
-tests/kernel/test_boundary.py checks these types against ctypes' own.
+use_errno=True) would make: importing the ctypes package costs every login
+several times what _ctypes does (ctypes/__init__, struct and _endian;
+README.md, "Speed", has the measurement). tests/kernel/test_boundary.py
+checks these types against ctypes' own.
 """
 
 import _ctypes
