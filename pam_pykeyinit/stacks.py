@@ -116,7 +116,15 @@ def parse(text: str) -> list[Statement]:
     chars: list[str] = []
     where: list[tuple[int, int]] = []
     start = 0
-    # Lines end at '\\n' only, as for fgets(): convert() counts them alike.
+
+    def end_statement() -> None:
+        words = [Word(t, *where[at]) for at, t in _split("".join(chars))]
+        if words:
+            statements.append(Statement(start, words))
+        chars.clear()
+        where.clear()
+
+    # Lines end at a newline only, as for fgets(): convert() counts them alike.
     for number, raw in enumerate(text.split("\n"), 1):
         body = raw.lstrip(" \t")
         if not body or body.startswith("#"):
@@ -133,16 +141,9 @@ def parse(text: str) -> list[Statement]:
             start = number
         chars.extend(content)
         where.extend((number, offset + k) for k in range(len(content)))
-        if continues:
-            continue
-        words = [Word(t, *where[at]) for at, t in _split("".join(chars))]
-        if words:
-            statements.append(Statement(start, words))
-        chars, where = [], []
-    if chars:
-        words = [Word(t, *where[at]) for at, t in _split("".join(chars))]
-        if words:
-            statements.append(Statement(start, words))
+        if not continues:
+            end_statement()
+    end_statement()  # a file that ends inside a continuation
     return statements
 
 
@@ -224,9 +225,6 @@ class Line:
 
     def is_c_keyinit(self) -> bool:
         return self.name == "pam_keyinit.so"
-
-    def is_pykeyinit(self) -> bool:
-        return self.ours
 
     def options(self) -> list[str]:
         return self.args[1:] if self.ours else self.args
@@ -436,7 +434,7 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
                     add(x, "warning", f"unknown option '{word}'" + _suggest(word, C_WORDS))
 
     session = [x for x in lines if x.type == "session"]
-    keyinit = [x for x in session if x.is_c_keyinit() or x.is_pykeyinit()]
+    keyinit = [x for x in session if x.is_c_keyinit() or x.ours]
     kinds = {"pam_keyinit.so" if x.is_c_keyinit() else "pam_pykeyinit" for x in keyinit}
     if len(kinds) == 2:
         add(
