@@ -95,7 +95,7 @@ demo: bytecode
 	$(call apt_install,$(DEMO_PACKAGES))
 	bash tools/demo.sh
 
-bench: deps
+bench: deps pam-python-deb
 	$(PYTHON) tools/bench.py
 
 # dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
