@@ -141,11 +141,11 @@ def main() -> int:
     print(f"pamtester open_session+close_session, {args.rounds} paired rounds, ms")
     print("wall clock: median of the variant; the paired difference from the floor,")
     print("round by round: its median and quartiles (the spread, to judge the noise)")
-    print(f"{'variant':<10} {'median':>8} {'- floor':>8} {'p25':>7} {'p75':>7} {'/ floor':>8}")
+    print(f"{'variant':<12} {'median':>8} {'- floor':>8} {'p25':>7} {'p75':>7} {'/ floor':>8}")
     for n in names:
         extra, q1, q3 = paired(samples[n], samples["floor"])
         print(
-            f"{n:<10} {med[n]:8.2f} {extra:+8.2f} {q1:+7.2f} {q3:+7.2f}"
+            f"{n:<12} {med[n]:8.2f} {extra:+8.2f} {q1:+7.2f} {q3:+7.2f}"
             f" {med[n] / med['floor']:8.3f}"
         )
     print("CPU time of pamtester (user + system), the same way")
@@ -153,7 +153,7 @@ def main() -> int:
     for n in names:
         extra, q1, q3 = paired(cpu[n], cpu["floor"])
         print(
-            f"{n:<10} {cmed[n]:8.2f} {extra:+8.2f} {q1:+7.2f} {q3:+7.2f}"
+            f"{n:<12} {cmed[n]:8.2f} {extra:+8.2f} {q1:+7.2f} {q3:+7.2f}"
             f" {cmed[n] / cmed['floor']:8.3f}"
         )
     print()
