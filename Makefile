@@ -18,7 +18,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init_
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
 .PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench deb rpm \
-	pam-python-deb vm-test autopkgtest clean
+	pam-python-deb pam-python-rpm vm-test autopkgtest clean
 
 all: check
 
@@ -80,6 +80,19 @@ $(PAM_PYTHON_DEB): $(shell find packaging/pam-python -type f)
 	$(call apt_install,lintian $(PAM_PYTHON_PACKAGES))
 	WORK=$(CURDIR)/build/pam-python bash packaging/pam-python/build.sh dist
 	lintian --fail-on error,warning --info $@
+
+# dist/pam_python-<version>-1.pykeyinit1.<arch>.rpm: the same source and
+# patches as pam-python-deb, from packaging/rpm/pam_python.spec, with
+# Debian's rpmbuild (README, Python PAM applications, says what it shows).
+pam-python-rpm: pam-python-deb
+	$(call apt_install,$(RPM_PACKAGES))
+	rm -rf build/rpm-pam-python && mkdir -p build/rpm-pam-python/SOURCES dist
+	cp build/pam-python/pam-python_*.orig.tar.xz packaging/pam-python/patches/*.patch \
+		build/rpm-pam-python/SOURCES/
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin rpmbuild -bb --nodeps \
+		--define "_topdir $(CURDIR)/build/rpm-pam-python" packaging/rpm/pam_python.spec \
+		>build/rpm-pam-python/build.log 2>&1 || { tail -30 build/rpm-pam-python/build.log; exit 1; }
+	cp build/rpm-pam-python/RPMS/*/pam_python-*.rpm dist/
 
 # Byte-compile the checkout's package with the interpreter pam_python embeds,
 # as py3compile does for the installed package: pam_python writes no

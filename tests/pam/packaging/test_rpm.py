@@ -61,3 +61,51 @@ def test_payload_runs_as_a_module(rpm, probe, service, users):
         assert f"s={REVOKED}" in res.probes
     finally:
         shutil.rmtree(top)
+
+
+# -- pam_python for Fedora and RHEL (packaging/rpm/pam_python.spec) ----------
+
+
+@pytest.fixture(scope="module")
+def pam_python_rpm() -> Path:
+    require_root()
+    system("make", "-C", str(REPO), "pam-python-rpm")
+    (rpm,) = sorted((REPO / "dist").glob("pam_python-*.rpm"))
+    return rpm
+
+
+def test_the_spec_applies_the_series(pam_python_rpm):
+    """The spec's patches are packaging/pam-python/patches/series, in order."""
+    series = REPO / "packaging" / "pam-python" / "patches" / "series"
+    wanted = [x for x in series.read_text().splitlines() if x and not x.startswith("#")]
+    spec = (REPO / "packaging" / "rpm" / "pam_python.spec").read_text().splitlines()
+    assert [x.split()[1] for x in spec if x.startswith("Patch")] == wanted
+    log = (REPO / "build" / "rpm-pam-python" / "build.log").read_text()
+    assert [name for name in wanted if f"SOURCES/{name}" not in log] == []  # all applied
+
+
+def test_the_rpm_pam_python_is_gil_safe_and_runs_the_module(
+    pam_python_rpm, tree, probe, service, users
+):
+    from pam_pykeyinit import host
+
+    assert (
+        system("rpm", "-qlp", str(pam_python_rpm))
+        .split()
+        .count("/usr/lib64/security/pam_python.so")
+        == 1
+    )
+    top = Path(tempfile.mkdtemp(prefix="pykt-rpm-"))
+    try:
+        top.chmod(0o755)
+        cpio = subprocess.run(["rpm2cpio", str(pam_python_rpm)], capture_output=True, check=True)
+        subprocess.run(["cpio", "-idm", "--quiet"], input=cpio.stdout, cwd=top, check=True)
+        so = top / "usr/lib64/security/pam_python.so"
+        assert host.gil_safe(so)
+        svc = service([line("session", "required", f"{so} {tree}", "force revoke"), probe])
+        res = pamtester(svc, Users.GID_USER, ["open_session", "close_session"])
+        assert res.rc == 0, res.stderr
+        assert f"s={ses(Users.GID_UID, Users.GID_GID)}" in res.probes
+        assert f"s={REVOKED}" in res.probes
+    finally:
+        shutil.rmtree(top)
