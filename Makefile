@@ -9,7 +9,9 @@ APT_PACKAGES := libpam-python pamtester keyutils libpam-modules libpam0g-dev gcc
 DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-linux
 DEB_PACKAGES := build-essential debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
 	python3-docutils lintian
-RPM_PACKAGES := rpm rpm2cpio cpio python3-pip python3-setuptools python3-wheel python3-docutils
+# elfutils: eu-strip, which find-debuginfo (debugedit) runs when rpmbuild
+# makes a debuginfo package, as trixie's rpm 4.20 does by default
+RPM_PACKAGES := rpm rpm2cpio cpio elfutils python3-pip python3-setuptools python3-wheel python3-docutils
 # what packaging/pam-python/build.sh needs (it installs them itself too)
 PAM_PYTHON_PACKAGES := build-essential dpkg-dev debhelper libpam0g-dev python3-dev python3-setuptools
 VM_PACKAGES := debootstrap qemu-system-x86 cpio
@@ -150,8 +152,14 @@ old-deb:
 # suite's kernel, the 0.1.0 package upgraded by apt to the fresh .deb, booted
 # with qemu, logins run inside; the reports are asserted by tests/vm.
 SUITES ?= bookworm trixie
-vm-test: deb old-deb venv
+vm-test: deb old-deb venv pam-python-deb
 	$(call apt_install,$(VM_PACKAGES))
+	# the other suite's GIL-safe libpam-python, built in its root
+	mkdir -p build && for suite in $(filter-out $(HOST_SUITE),$(SUITES)); do \
+		PYKT_COLLECT='libpam-python_*+pykeyinit*.deb' bash tools/suite-root.sh $$suite \
+			"$(SUITE_PACKAGES)" -- make pam-python-deb >build/pam-python-$$suite.log 2>&1 \
+			|| { tail -30 build/pam-python-$$suite.log; exit 1; }; \
+	done
 	SUITES="$(SUITES)" bash tools/vm/run.sh dist/libpam-pykeyinit_$(VERSION)_all.deb \
 		dist/libpam-pykeyinit_0.1.0_all.deb
 	SUITES="$(SUITES)" $(VENV)/bin/python -m pytest -m vm tests/vm
