@@ -108,5 +108,12 @@ bundle=/etc/ssl/certs/ca-certificates.crt
 chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
     CI="${CI:-}" PIP_CERT=$bundle SSL_CERT_FILE=$bundle \
     bash -c 'cd /pykt/src && "$@"' bash "$@" || rc=$?
+# PYKT_COLLECT: files of the root's dist/ (a glob) copied back to the
+# checkout's dist/, e.g. the other suite's libpam-python for make vm-test
+if [ "$rc" = 0 ] && [ -n "${PYKT_COLLECT:-}" ]; then
+    mkdir -p "$repo/dist"
+    # shellcheck disable=SC2086 # a glob
+    cp "$root"/pykt/src/dist/$PYKT_COLLECT "$repo/dist/"
+fi
 cleanup
 exit $rc

@@ -381,6 +381,62 @@ def _python_pam():
     return out
 
 
+PAM_PYTHON_DEBS = "/pykt-pam-python"  # run.sh: ours and Debian's libpam-python for the suite
+CLIENT_SESSION = """
+import json, subprocess, sys
+lib, user, password, service = sys.argv[1:5]
+def here():
+    r = subprocess.run(["keyctl", "rdescribe", "@s"], capture_output=True, text=True)
+    return (r.stdout + r.stderr).strip()
+out = {}
+if lib == "pamela":
+    import pamela
+    pamela.open_session(user, service=service)
+    out["opened"] = here()
+    pamela.close_session(user, service=service)
+else:
+    import pam
+    p = pam.pam()
+    out["auth"] = p.authenticate(user, password, service=service, call_end=False)
+    out["open"] = p.open_session()
+    out["opened"] = here()
+    p.end()
+print(json.dumps(out))
+"""
+
+
+@scenario("gil_safe_pam_python")
+def _gil_safe_pam_python():
+    """The GIL-safe libpam-python installed over Debian's with apt; Debian's
+    python3-pamela then opens a session through the converted login stack,
+    and python3-pampy through pykt-py (python_pam's stack above: python-pam
+    2.0.2 and 2.1.0 crash on login's session stack by themselves, with
+    pam_keyinit.so and no pam_python line, in their conversation callback
+    for pam_motd's and pam_mail's messages); apt goes back to Debian's build
+    and a login (pamtester, a C program) still works."""
+    debs = sorted(os.listdir(PAM_PYTHON_DEBS))
+    ours = next(d for d in debs if "+pykeyinit" in d)
+    debians = next(d for d in debs if "+pykeyinit" not in d)
+    out = {"debs": debs, "login_stack": pam_lines("login")}
+    install = f"apt-get install -y -q --allow-downgrades {PAM_PYTHON_DEBS}/"
+    out["install_rc"] = sh(install + ours).returncode
+    out["installed"] = sh("dpkg-query -W -f='${Version}' libpam-python").stdout
+    for lib, service in (("pamela", "login"), ("python_pam", "pykt-py")):
+        r = subprocess.run(
+            ["python3", "-c", CLIENT_SESSION, lib, USER, PASSWORD, service],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        out[lib] = {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr[-500:]}
+    out["downgrade_rc"] = sh(install + debians).returncode
+    out["downgraded"] = sh("dpkg-query -W -f='${Version}' libpam-python").stdout
+    r = sh(f"pamtester login {USER} open_session close_session")
+    out["login_after"] = {"rc": r.returncode, "stderr": r.stderr[-300:]}
+    return out
+
+
 @scenario("pam_auth_update")
 def _profile():
     # Take the keyinit lines out of login so only the profile acts.

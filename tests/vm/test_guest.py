@@ -154,6 +154,22 @@ def test_a_client_that_keeps_the_gil_works(report):
     assert json.loads(seen["stdout"]) == {"codes": [0, 0, 0, 0], "s": SES}
 
 
+def test_the_gil_safe_pam_python_serves_python_clients(report):
+    """apt installs this project's libpam-python over Debian's; pamela and
+    python-pam, which crash with Debian's build (above), open a session
+    through the converted login stack and get the user's _ses; apt goes
+    back to Debian's build and logins work."""
+    seen = report["gil_safe_pam_python"]
+    assert seen["install_rc"] == 0 and "+pykeyinit" in seen["installed"], seen
+    assert any("pam_python.so pam_pykeyinit.py" in x for x in seen["login_stack"]), seen
+    for client in ("pamela", "python_pam"):
+        assert seen[client]["rc"] == 0, seen[client]
+        assert json.loads(seen[client]["stdout"])["opened"] == SES, seen[client]
+    assert json.loads(seen["python_pam"]["stdout"])["auth"] is True
+    assert seen["downgrade_rc"] == 0 and "+pykeyinit" not in seen["downgraded"], seen
+    assert seen["login_after"]["rc"] == 0, seen["login_after"]
+
+
 def test_profile_reaches_interactive_sessions_only(report):
     seen = report["pam_auth_update"]
     line = "session\toptional\tpam_python.so pam_pykeyinit.py revoke"

@@ -80,8 +80,6 @@ for suite in $suites; do
     rm -rf "$work" && mkdir -p "$work/root"
     tar -C "$work/root" -xf "$base"
     chmod 755 "$work/root"
-    # the guest needs no package lists: a smaller initramfs
-    rm -rf "$work/root"/var/lib/apt/lists/* "$work/root"/var/cache/apt/*.bin
     cp "$deb" "$old_deb" "$work/root/tmp/"
     # apt installs the 0.1.0 package, then upgrades it to the new one, as on
     # a user's machine (the dependencies are in the root: nothing is fetched)
@@ -91,6 +89,17 @@ for suite in $suites; do
             >>"$work/root/apt.log" 2>&1 || { tail -20 "$work/root/apt.log"; exit 1; }
     done
     rm -f "$work/root/tmp/"*.deb
+    # libpam-python for the GIL-safe scenario: ours for this suite (make
+    # vm-test builds it), and Debian's, fetched while the root still has
+    # its package lists, to go back to
+    mkdir -p "$work/root/pykt-pam-python"
+    ours=$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' "$repo/packaging/pam-python/suites/$suite/changelog")
+    cp "$repo/dist/libpam-python_${ours}_$(dpkg --print-architecture).deb" "$work/root/pykt-pam-python/"
+    cp /etc/resolv.conf "$work/root/etc/resolv.conf"
+    chroot "$work/root" sh -c 'cd /pykt-pam-python && apt-get download -q libpam-python' \
+        >>"$work/root/apt.log" 2>&1 || { tail -20 "$work/root/apt.log"; exit 1; }
+    # the guest needs no package lists: a smaller initramfs
+    rm -rf "$work/root"/var/lib/apt/lists/* "$work/root"/var/cache/apt/*.bin
     install -m 0755 "$repo/tools/vm/init" "$work/root/init"
     install -m 0644 "$repo/tests/vm/guest.py" "$work/root/pykt-guest.py"
     install -D -m 0755 "$repo/tests/tools/probe.sh" "$work/root/usr/local/bin/pykt-probe"
