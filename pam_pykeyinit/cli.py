@@ -1,8 +1,9 @@
 """`pykeyinit`: what sessions and stacks do about keyrings (pykeyinit(1)).
 
     pykeyinit status [--json]
-    pykeyinit check [--pam-dir DIR] [--module-dir DIR]... [--python PATH] [--json] [SERVICE...]
-    pykeyinit convert [--pam-dir DIR] [--module PATH] [--write] SERVICE...
+    pykeyinit check [--pam-dir DIR] [--vendor-dir DIR] [--module-dir DIR]... [--python PATH]
+                    [--json] [SERVICE...]
+    pykeyinit convert [--pam-dir DIR] [--vendor-dir DIR] [--module PATH] [--write] SERVICE...
     pykeyinit run [--persistent] -- COMMAND [ARGS...]
 
 Exit codes (pykeyinit(1), EXIT STATUS), decided here and nowhere else:
@@ -59,9 +60,21 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(self.usage_status)
 
 
-def parser() -> Parser:
-    from .stacks import PAM_DIR
+def add_folders(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pam-dir",
+        type=Path,
+        help="read stacks from DIR alone (default: /etc/pam.d, then the vendor folder,"
+        " as libpam reads them)",
+    )
+    p.add_argument(
+        "--vendor-dir",
+        type=Path,
+        help="the vendor folder read after --pam-dir (or /etc/pam.d), as /usr/lib/pam.d is",
+    )
 
+
+def parser() -> Parser:
     top = Parser(prog="pykeyinit", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=f"pykeyinit {__version__}")
     sub = top.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
@@ -70,7 +83,7 @@ def parser() -> Parser:
     p.add_argument("--json", action="store_true", help="a JSON object instead of text")
 
     p = sub.add_parser("check", help="where each PAM service gets its session keyring")
-    p.add_argument("--pam-dir", type=Path, default=PAM_DIR)
+    add_folders(p)
     p.add_argument(
         "--module-dir",
         type=Path,
@@ -86,7 +99,7 @@ def parser() -> Parser:
     p.add_argument("service", nargs="*")
 
     p = sub.add_parser("convert", help="replace pam_keyinit.so lines with pam_pykeyinit")
-    p.add_argument("--pam-dir", type=Path, default=PAM_DIR)
+    add_folders(p)
     p.add_argument(
         "--module",
         default="pam_pykeyinit.py",
@@ -114,7 +127,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from . import stacks
 
-    findings = stacks.check(args.pam_dir, args.service, args.module_dir, args.python)
+    rules = stacks.rules(args.pam_dir, args.vendor_dir)
+    findings = stacks.check(rules, args.service, args.module_dir, args.python)
     if args.json:
         print(json.dumps([asdict(f) for f in findings], indent=2))
     else:
@@ -131,14 +145,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     so = host.pam_python()
     folder = host.pam_python_dir(so)
-    conversions = [stacks.convert(args.pam_dir, s, args.module, folder) for s in args.service]
+    rules = stacks.rules(args.pam_dir, args.vendor_dir)
+    conversions = [stacks.convert(rules, s, args.module, folder) for s in args.service]
     rc = OK
     for c in conversions:
         if c.refused:
             print(f"pykeyinit: refused: {c.refused}", file=sys.stderr)
             rc = PROBLEMS
         elif c.new == c.old:
-            print(f"pykeyinit: no pam_keyinit.so line in {c.path}", file=sys.stderr)
+            print(f"pykeyinit: no pam_keyinit.so line in {c.source or c.path}", file=sys.stderr)
         else:
             print(c.diff(), end="")
             if not args.write:
@@ -153,7 +168,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 print(f"pykeyinit: not written: {c.path}: {err.strerror}", file=sys.stderr)
                 rc = PROBLEMS
                 continue
-            print(f"pykeyinit: wrote {c.path}", file=sys.stderr)
+            made = f" from {c.source}, which is left as it is" if c.source else ""
+            print(f"pykeyinit: wrote {c.path}{made}", file=sys.stderr)
     return rc
 
 

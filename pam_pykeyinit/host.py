@@ -7,6 +7,9 @@ tests, so that no path or version of one distribution is assumed.
   libpam (DEFAULT_MODULE_PATH, and on Debian an ISA folder): they are read
   out of the libpam.so.0 that the dynamic linker loads.
 - pam_python.so is looked up in those folders, as libpam would.
+- The folders libpam reads stack files from (/etc/pam.d, then the vendor
+  folder), and whether it carries Debian's @include patch, which reads
+  includes from /etc/pam.d only: read out of libpam.so.0 as well.
 - The folder pam_python takes a relative module file from
   (DEFAULT_SECURITY_DIR) and the libpython it embeds are compiled into
   pam_python.so: read out of it too, and so is whether it holds the GIL
@@ -31,6 +34,10 @@ FALLBACK_MODULE_DIRS = (
 )
 PAM_PYTHON_DEFAULT_DIR = "/lib/security/"  # pam_python.c: DEFAULT_SECURITY_DIR
 SECURITY_DIR = re.compile(rb"\x00(/[\w/.+-]*/security/?)\x00")
+# libpam's PAM_CONFIG_DF, PAM_CONFIG_DIST_DF and (with VENDORDIR)
+# PAM_CONFIG_DIST2_DF, in the order _pam_open_config_file tries them
+CONFIG_DIR = re.compile(rb"(?<=\x00)(/[\w/.+-]*/pam\.d)/%s(?=\x00)")  # strings may abut
+FALLBACK_CONFIG_DIRS = ("/etc/pam.d", "/usr/lib/pam.d")
 LIBPYTHON = re.compile(rb"libpython(\d+\.\d+)[\w.]*\.so")
 SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
@@ -59,14 +66,39 @@ def libpam_path() -> Path | None:
     return None
 
 
+def _libpam_bytes() -> bytes:
+    lib = libpam_path()
+    try:
+        return lib.read_bytes() if lib is not None else b""
+    except OSError:
+        return b""
+
+
+def pam_config_dirs() -> list[Path]:
+    """Where libpam looks for a service's stack file, in its order (for
+    Linux-PAM since 1.4: /etc/pam.d, then the vendor folder /usr/lib/pam.d,
+    then VENDORDIR/pam.d where built with one), read out of libpam.so.0;
+    the first two for a libpam that could not be read."""
+    found = [m.decode() for m in CONFIG_DIR.findall(_libpam_bytes())]
+    return [Path(d) for d in dict.fromkeys(found or FALLBACK_CONFIG_DIRS)]
+
+
+def debian_include() -> bool:
+    """Whether libpam carries Debian's 031_pam_include patch: it alone knows
+    the '@include FILE' line, and it reads every relative include
+    (@include, include, substack) from /etc/pam.d only, where upstream
+    looks in the vendor folders too. Measured with libpam 1.5.2-6+deb12u3
+    and 1.7.0-5: a file only in /usr/lib/pam.d is found as a service and
+    not as an include. The patch's string is in libpam.so.0."""
+    return b"\x00@include\x00" in _libpam_bytes()
+
+
 def module_dirs() -> list[Path]:
     """Where libpam looks for a module named without a path, in its order:
     the folders compiled into libpam (the multiarch one first), then the
     usual ones that exist, for a libpam that could not be read."""
-    found: list[str] = []
-    lib = libpam_path()
-    if lib is not None:
-        found = [m.decode() for m in SECURITY_DIR.findall(lib.read_bytes())]
+    found = [m.decode() for m in SECURITY_DIR.findall(_libpam_bytes())]
+    if found:
         found.sort(key=lambda d: "-linux-" not in d)  # DEFAULT_MODULE_PATH first
     found += [d for d in FALLBACK_MODULE_DIRS if d not in found]
     dirs: list[Path] = []

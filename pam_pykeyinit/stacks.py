@@ -1,16 +1,24 @@
 """`pykeyinit check` and `pykeyinit convert`: PAM stacks as Linux-PAM reads them.
 
 One model of a stack file, used by both commands: parse() turns a file into
-Statements, the logical lines of libpam/pam_handlers.c (_pam_assemble_line:
-a '#' ends the line, a trailing backslash joins the next, blank and comment
-lines inside a continuation are skipped), each word keeping the physical
-line and column it came from, so that convert() can rewrite one word and
-leave every other byte of the file as it was. Words are split as
-_pam_StrTok splits them: a [bracketed group] (with \\] inside) is one word.
-The module type is compared case-insensitively (_pam_strCMP) and may start
-with '-' (skip the line silently when its module is missing); '@include
-FILE' takes every line of FILE, and 'TYPE include FILE' / 'TYPE substack
-FILE' take FILE's lines of that TYPE, relative to the stack folder; more
+Statements, the logical lines of libpam (a '#' ends the line, a trailing
+backslash joins the next), each word keeping the physical line and column
+it came from, so that convert() can rewrite one word and leave every other
+byte of the file as it was. Words are split as _pam_tokenize splits them: a
+[bracketed group] (with \\] inside) is one word. Where Linux-PAM versions
+differ, the system's libpam decides (Rules, from host):
+- a blank or comment line inside a continued line: skipped up to 1.5.3
+  (pam_handlers.c, _pam_assemble_line), the end of the logical line since
+  1.6.0 (e5e53ebe, "support arbitrarily long config lines");
+- a file that ends inside a continued line fails the service in both;
+- the service file is /etc/pam.d/SERVICE, else the vendor folder's
+  (/usr/lib/pam.d, _pam_open_config_file); upstream reads an included file
+  the same way, Debian's libpam (patch 031_pam_include, which also adds
+  '@include FILE') from /etc/pam.d only.
+The module type, include and substack are compared case-insensitively
+(strcasecmp); a type may start with '-' (skip the line silently when its
+module is missing). '@include FILE' takes every line of FILE, and 'TYPE
+include FILE' / 'TYPE substack FILE' take FILE's lines of that TYPE; more
 than PAM_SUBSTACK_MAX_LEVEL (16) levels of inclusion fail the service.
 is_pykeyinit_file() is the one test of whether a pam_python line runs
 pam_pykeyinit.
@@ -19,7 +27,7 @@ Files are read by read_stack(): regular files only, at most MAX_BYTES. A
 file that cannot be read, an include loop, and every other finding become
 Findings; an unreadable stack folder, a service name that is not a plain
 file name of that folder, or a service file convert cannot read is an
-InputError (exit 2).
+InputError (exit 2). A service name is lowered, as pam_start() lowers it.
 
 The loader's trust rule is the loader's own (pam_module.unsafe,
 pam_module.above_problem, pam_module.package_problem, trust.walk_problem),
@@ -38,7 +46,7 @@ from pathlib import Path
 from . import host, pam_module, trust
 from .keyinit import C_WORDS, KNOWN
 
-PAM_DIR = Path("/etc/pam.d")
+PAM_DIR = Path("/etc/pam.d")  # libpam's PAM_CONFIG_D: what convert writes into
 TYPES = ("auth", "account", "password", "session")
 MAX_LEVEL = 16  # Linux-PAM's PAM_SUBSTACK_MAX_LEVEL
 MAX_BYTES = 1 << 20  # no stack file is near this: a larger one is refused
@@ -93,6 +101,7 @@ class Statement:
 
     number: int  # its first physical line
     words: list[Word]
+    complete: bool = True  # False: the file ended inside it (libpam fails the service)
 
     @property
     def texts(self) -> list[str]:
@@ -108,8 +117,10 @@ class Statement:
         return (kind.lower(), first.startswith("-")) if kind.lower() in TYPES else None
 
 
-def parse(text: str) -> list[Statement]:
-    """The logical lines of a stack file, as _pam_assemble_line makes them."""
+def parse(text: str, blank_ends_line: bool = True) -> list[Statement]:
+    """The logical lines of a stack file, as libpam assembles them; with
+    ``blank_ends_line`` (Linux-PAM 1.6.0 and later) a blank or comment line
+    ends a continued line, else it is skipped."""
     statements: list[Statement] = []
     # the logical line being built, and for each of its characters the
     # (physical line, column) it came from
@@ -117,18 +128,24 @@ def parse(text: str) -> list[Statement]:
     where: list[tuple[int, int]] = []
     start = 0
 
-    def end_statement() -> None:
+    def end_statement(complete: bool = True) -> None:
         words = [Word(t, *where[at]) for at, t in _split("".join(chars))]
         if words:
-            statements.append(Statement(start, words))
+            statements.append(Statement(start, words, complete))
         chars.clear()
         where.clear()
 
-    # Lines end at a newline only, as for fgets(): convert() counts them alike.
-    for number, raw in enumerate(text.split("\n"), 1):
+    # Lines end at a newline only, as for fgets(): convert() counts them
+    # alike; what follows the last newline is a line only if not empty.
+    rows = text.split("\n")
+    if rows[-1] == "":
+        rows.pop()
+    for number, raw in enumerate(rows, 1):
         body = raw.lstrip(" \t")
         if not body or body.startswith("#"):
-            continue  # nothing here; a continuation goes on past it
+            if blank_ends_line:
+                end_statement()
+            continue  # nothing here
         offset = len(raw) - len(body)
         cut = body.find("#")
         content = body if cut < 0 else body[:cut]
@@ -143,7 +160,7 @@ def parse(text: str) -> list[Statement]:
         where.extend((number, offset + k) for k in range(len(content)))
         if not continues:
             end_statement()
-    end_statement()  # a file that ends inside a continuation
+    end_statement(complete=False)  # words left: the file ended inside a continued line
     return statements
 
 
@@ -183,11 +200,14 @@ def is_pykeyinit_file(target: str, pam_python_dir: str) -> bool:
 
 
 def read_stack(path: str | Path) -> bytes:
-    """A stack file's bytes: a regular file of at most MAX_BYTES. Opened
-    without blocking, so that a FIFO or a device is refused rather than
-    waited on or read without end. Raises OSError."""
+    """A stack file's bytes: a regular file of at most MAX_BYTES. Anything
+    else is refused before it is opened (opening a device can act on it),
+    and again after, without blocking, should the name have changed
+    between the two. Raises OSError."""
     import errno
 
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     try:
         st = os.fstat(fd)
@@ -204,6 +224,49 @@ def read_stack(path: str | Path) -> bytes:
     finally:
         os.close(fd)
     return data
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How the system's libpam reads stacks: system_rules(), or rules() for
+    the folders given on the command line."""
+
+    dirs: tuple[Path, ...]  # where a service's file is looked for, in order
+    debian_include: bool = False  # Debian's 031_pam_include (host.debian_include)
+    blank_ends_line: bool = True  # Linux-PAM 1.6.0 and later
+
+    def find(self, name: str, included: bool = False) -> Path:
+        """The file libpam opens for a service or an included ``name``: an
+        absolute name as it is; else the first folder that has it (a
+        dangling link is passed over, as fopen() fails on it), but only the
+        first folder for an include under Debian's patch."""
+        if name.startswith("/"):
+            return Path(name)
+        dirs = self.dirs[:1] if included and self.debian_include else self.dirs
+        for d in dirs:
+            if os.path.exists(d / name):
+                return d / name
+        return dirs[0] / name
+
+
+def system_rules() -> Rules:
+    version = host.linux_pam_version()
+    return Rules(
+        tuple(host.pam_config_dirs()),
+        host.debian_include(),
+        version is None or version >= (1, 6),
+    )
+
+
+def rules(pam_dir: Path | None = None, vendor_dir: Path | None = None) -> Rules:
+    """The system's rules, in the folders given: --pam-dir alone reads that
+    folder alone (as pam_start_confdir(3) does), --vendor-dir adds a vendor
+    folder after it (or after /etc/pam.d)."""
+    system = system_rules()
+    if pam_dir is None and vendor_dir is None:
+        return system
+    dirs = (pam_dir or PAM_DIR, *([vendor_dir] if vendor_dir else []))
+    return Rules(dirs, system.debian_include, system.blank_ends_line)
 
 
 @dataclass
@@ -234,21 +297,36 @@ class Line:
 
 
 class Reader:
-    """Reads services from one stack folder, following inclusions."""
+    """Reads services as libpam does (Rules), following inclusions."""
 
-    def __init__(self, pam_dir: Path, pam_python_dir: str = host.PAM_PYTHON_DEFAULT_DIR) -> None:
-        self.pam_dir = pam_dir
+    def __init__(self, rules: Rules, pam_python_dir: str = host.PAM_PYTHON_DEFAULT_DIR) -> None:
+        self.rules = rules
         self.pam_python_dir = pam_python_dir
-
-    def path(self, name: str) -> Path:
-        return Path(name) if name.startswith("/") else self.pam_dir / name
 
     def read(self, service: str) -> tuple[list[Line], list[Finding]]:
         lines: list[Line] = []
         findings: list[Finding] = []
-        top = str(self.path(service))
+        top = str(self.rules.find(service))
+        first = self.rules.dirs[0] / service
+        if top != str(first):
+            note = f"read from the vendor folder: there is no {first}"
+            findings.append(Finding(service, top, 0, "info", note))
         self._read(service, top, None, [], (top, 0), lines, findings)
         return lines, findings
+
+    def _include(self, name: str) -> tuple[str, str]:
+        """The file an include names, and, when it is missing only because
+        Debian's libpam does not look in the vendor folder, why."""
+        target = self.rules.find(name, included=True)
+        if os.path.exists(target) or name.startswith("/"):
+            return str(target), ""
+        for d in self.rules.dirs[1:]:
+            if os.path.exists(d / name):
+                return str(target), (
+                    f"no {target}; Debian's libpam reads an included file from"
+                    f" {self.rules.dirs[0]} only, not {d / name}: Linux-PAM fails the service"
+                )
+        return str(target), ""
 
     def _read(
         self,
@@ -280,32 +358,50 @@ class Reader:
         except OSError as err:
             found("error", f"cannot read {file}: {err.strerror}; Linux-PAM fails the service")
             return
-        for statement in parse(text):
+        for statement in parse(text, self.rules.blank_ends_line):
             words, number = statement.texts, statement.number
-            if words[0] == "@include":
+            if not statement.complete:
+                found(
+                    "error",
+                    "the file ends inside a continued line (a trailing backslash):"
+                    " Linux-PAM fails the service",
+                    number,
+                )
+                continue
+            first = words[0][1:] if words[0].startswith("-") else words[0]
+            if first.lower() == "@include" and self.rules.debian_include:
                 if len(words) < 2:
                     found("error", "@include without a file", number)
                     continue
-                target = str(self.path(words[1]))
+                target, why = self._include(words[1])
+                if why:
+                    found("error", why, number)
+                    continue
                 self._read(service, target, only, [*chain, file], (file, number), lines, findings)
                 continue
             typed = statement.module_type()
             if typed is None:
-                if len(words) < 3:
-                    found("error", f"incomplete line: {' '.join(words)[:80]!r}", number)
-                else:
+                if first.lower() not in TYPES:
+                    # pam_handlers.c: an illegal type installs a handler
+                    # that always fails, in the auth stack at the top level
                     found(
                         "error",
-                        f"unknown module type {words[0][:40]!r}; Linux-PAM skips the line",
+                        f"unknown module type {words[0][:40]!r}: Linux-PAM puts a module that"
+                        f" always fails in the {only or 'auth'} stack in its place",
                         number,
                     )
+                else:
+                    found("error", f"incomplete line: {' '.join(words)[:80]!r}", number)
                 continue
             kind, dash = typed
             control, module, args = words[1], words[2], words[3:]
             if only is not None and kind != only:
                 continue
-            if control in ("include", "substack"):
-                target = str(self.path(module))
+            if control.lower() in ("include", "substack"):
+                target, why = self._include(module)
+                if why:
+                    found("error", why, number)
+                    continue
                 self._read(service, target, kind, [*chain, file], (file, number), lines, findings)
                 continue
             ours = (
@@ -380,7 +476,7 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
     lines, findings = reader.read(service)
 
     def add(line: Line | None, severity: str, message: str) -> None:
-        file, number = (line.file, line.number) if line else (str(reader.path(service)), 0)
+        file, number = (line.file, line.number) if line else (str(reader.rules.find(service)), 0)
         findings.append(Finding(service, file, number, severity, message))
 
     python_lines = [x for x in lines if x.name == "pam_python.so"]
@@ -467,48 +563,55 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
     return findings
 
 
-def service_path(pam_dir: Path, name: str) -> Path:
-    """The file of service ``name``: a plain file name of ``pam_dir`` (no
-    '/', not '.' or '..'), as libpam takes it. The one rule for every
+def service_path(rules: Rules, name: str) -> tuple[str, Path]:
+    """The service ``name`` as libpam takes it, and its file: a plain file
+    name (no '/', not '.' or '..'), lowered as pam_start() lowers it, found
+    in the first folder that has it (Rules.find). The one rule for every
     subcommand; InputError otherwise."""
+    folders = " or ".join(map(str, rules.dirs))
     if "/" in name or "\0" in name or name in ("", ".", ".."):
-        raise InputError(f"{name!r} is not a service name (a file name in {pam_dir})")
-    path = pam_dir / name
+        raise InputError(f"{name!r} is not a service name (a file name in {folders})")
+    service = name.lower()
+    path = rules.find(service)
     if not os.path.lexists(path):
-        raise InputError(f"no service {name!r} in {pam_dir}")
-    return path
+        lowered = f" (libpam lowers service names: {name!r} is {service!r})"
+        raise InputError(f"no service {service!r} in {folders}{lowered if service != name else ''}")
+    return service, path
 
 
-def services(pam_dir: Path, named: list[str]) -> list[str]:
-    """The services to check: those named, or every file of the folder but
-    the common-* fragments that services include."""
-    try:
-        entries = sorted(os.listdir(pam_dir))
-    except OSError as err:
-        raise InputError(f"cannot read {pam_dir}: {err.strerror}") from err
+def services(rules: Rules, named: list[str]) -> list[str]:
+    """The services to check: those named, or every file of the folders
+    (the first must be readable) but the common-* fragments that services
+    include."""
     if named:
-        for name in named:
-            service_path(pam_dir, name)
-        return named
-    return [
+        return [service_path(rules, name)[0] for name in named]
+    entries: set[str] = set()
+    for i, folder in enumerate(rules.dirs):
+        try:
+            entries.update(e for e in os.listdir(folder) if not (folder / e).is_dir())
+        except FileNotFoundError:
+            if i == 0:
+                raise InputError(f"cannot read {folder}: no such folder") from None
+        except OSError as err:
+            raise InputError(f"cannot read {folder}: {err.strerror}") from err
+    return sorted(
         e
         for e in entries
         if not e.startswith((".", "common-"))
         and not e.endswith(("~", ".dpkg-old", ".dpkg-new", ".dpkg-dist", ".ucf-dist"))
-        and not (pam_dir / e).is_dir()
-    ]
+    )
 
 
 def check(
-    pam_dir: Path,
+    rules: Rules,
     named: list[str],
     module_dirs: list[Path] | None = None,
     python: Path | None = None,
 ) -> list[Finding]:
     ctx = host_context(module_dirs, python)
-    reader = Reader(pam_dir, ctx.pam_python_dir)
+    reader = Reader(rules, ctx.pam_python_dir)
     findings: list[Finding] = []
-    for service in services(pam_dir, named):
+    for service in services(rules, named):
         findings += check_service(service, reader, ctx)
     return findings
 
@@ -518,20 +621,26 @@ def check(
 
 @dataclass
 class Conversion:
-    path: Path  # the file that --write replaces
+    path: Path  # the file that --write writes
     old: str
     new: str
     refused: str = ""  # why nothing is converted (no diff is shown)
-    not_written: str = ""  # why --write must not replace the file (the diff is shown)
+    not_written: str = ""  # why --write must not write the file (the diff is shown)
+    source: Path | None = None  # the vendor file read, when --write makes path from it
 
     def diff(self) -> str:
-        name = str(self.path).lstrip("/")
+        """A unified diff; from a vendor file, its header names both files
+        and says that the vendor file is left as it is (after a tab, where
+        patch(1) reads a date and ignores what it cannot parse)."""
+        old, new = f"a{self.source or self.path}", f"b{self.path}"
+        notes = ("(vendor file, left as it is)", "(new file)") if self.source else ("", "")
         return "".join(
             difflib.unified_diff(
                 self.old.splitlines(keepends=True),
                 self.new.splitlines(keepends=True),
-                f"a/{name}",
-                f"b/{name}",
+                old,
+                new,
+                *notes,
             )
         )
 
@@ -548,13 +657,19 @@ def check_module_word(module: str, pam_python_dir: str) -> None:
         )
 
 
-def convert_text(text: str, module: str) -> str:
+def convert_text(text: str, module: str, blank_ends_line: bool = True) -> str:
     """Each pam_keyinit.so module word of a module line (parse(), the
-    model check reads) replaced by 'pam_python.so MODULE'; every other
-    byte kept: type, control, options, comments, spacing, continuations."""
+    model check reads, with the same rule for blank lines) replaced by
+    'pam_python.so MODULE'; every other byte kept: type, control, options,
+    comments, spacing, continuations. A line the file ends inside is left:
+    libpam never uses it."""
     rows = text.split("\n")
-    for statement in parse(text):
-        if statement.module_type() is None or statement.words[1].text in ("include", "substack"):
+    for statement in parse(text, blank_ends_line):
+        if (
+            not statement.complete
+            or statement.module_type() is None
+            or statement.words[1].text.lower() in ("include", "substack")
+        ):
             continue
         word = statement.words[2]
         if os.path.basename(word.text) != "pam_keyinit.so":
@@ -566,10 +681,14 @@ def convert_text(text: str, module: str) -> str:
 
 
 def convert(
-    pam_dir: Path, service: str, module: str, pam_python_dir: str = host.PAM_PYTHON_DEFAULT_DIR
+    rules: Rules, name: str, module: str, pam_python_dir: str = host.PAM_PYTHON_DEFAULT_DIR
 ) -> Conversion:
+    """The change to service ``name``'s file (the one libpam reads): that
+    file, rewritten in place, or for a vendor file (from /usr/lib/pam.d) a
+    new file of the first folder, which libpam then reads instead; the
+    vendor file is never written."""
     check_module_word(module, pam_python_dir)
-    path = service_path(pam_dir, service)
+    service, path = service_path(rules, name)
     real = Path(os.path.realpath(path))
     try:
         old = read_stack(real).decode("utf-8")
@@ -577,6 +696,14 @@ def convert(
         raise InputError(f"cannot read {path}: {err.strerror}") from err
     except UnicodeDecodeError as err:
         raise InputError(f"cannot read {path}: not UTF-8 text ({err.reason})") from err
+    new = convert_text(old, module, rules.blank_ends_line)
+    first = rules.dirs[0]
+    if path.parent != first:
+        target = first / service
+        not_written = ""
+        if os.path.lexists(target):
+            not_written = f"{target} exists but cannot be opened: libpam reads {path} instead"
+        return Conversion(target, old, new, "", not_written, source=path)
     if any(marker in old for marker in MANAGED_MARKERS):
         return Conversion(
             real,
@@ -586,19 +713,21 @@ def convert(
             " (pam-auth-update --enable pykeyinit) and leave this file to it",
         )
     not_written = ""
-    if real.parent != Path(os.path.realpath(pam_dir)):
+    if real.parent != Path(os.path.realpath(first)):
         not_written = (
-            f"{path} is a symbolic link to {real}, outside {pam_dir}: --write replaces"
+            f"{path} is a symbolic link to {real}, outside {first}: --write replaces"
             " only files of the PAM folder; convert that file where it is, or put a"
             " copy in place of the link"
         )
-    return Conversion(real, old, convert_text(old, module), "", not_written)
+    return Conversion(real, old, new, "", not_written)
 
 
 def write(conversion: Conversion) -> None:
-    """Replace the file atomically, keeping its mode and owner."""
+    """Write the file atomically: replace it keeping its mode and owner, or
+    make it with the vendor file's, failing if anything took its name
+    meanwhile (link(2) never replaces)."""
     path = conversion.path
-    st = path.stat()
+    st = (conversion.source or path).stat()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -607,7 +736,12 @@ def write(conversion: Conversion) -> None:
             os.fchmod(f.fileno(), st.st_mode & 0o7777)
             os.fchown(f.fileno(), st.st_uid, st.st_gid)
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if conversion.source:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
         raise

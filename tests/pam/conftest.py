@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -100,3 +101,24 @@ def gil_safe_so(prerequisites):
         yield so
     finally:
         shutil.rmtree(top)
+
+
+@pytest.fixture
+def system_folders():
+    """libpam's own folders (/etc/pam.d and the vendor folder, found as
+    check finds them), with files named pykt-fold-PID-*; the vendor folder
+    is made if the system has none (Debian 12) and removed again."""
+
+    etc, vendor = host.pam_config_dirs()[:2]
+    made = not vendor.exists()
+    vendor.mkdir(exist_ok=True)
+    prefix = f"pykt-fold-{os.getpid()}"
+    try:
+        yield etc, vendor, prefix
+    finally:
+        for folder in (etc, vendor):
+            for name in os.listdir(folder):
+                if name.startswith(prefix):
+                    (folder / name).unlink()
+        if made:
+            vendor.rmdir()

@@ -187,6 +187,7 @@ def test_convert_answers_with_a_diff_a_refusal_or_2(capsys, files, write):
                     "convert",
                     "--json",
                     "--pam-dir",
+                    "--vendor-dir",
                     "--write",
                     "--w",
                     "--module",
@@ -214,6 +215,7 @@ def test_arguments_get_the_documented_code(capsys, argv):
         (top / "login").write_text("session optional pam_keyinit.so\n")
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(stacks, "PAM_DIR", top)
+            patch.setattr(stacks, "system_rules", lambda: stacks.Rules((top,)))
             try:
                 cli.parser().parse_args(argv)
                 accepted = 0

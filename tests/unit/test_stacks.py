@@ -15,11 +15,16 @@ pytestmark = pytest.mark.unit
 OURS = "pam_python.so pam_pykeyinit.py"
 
 
-def lines_of(tmp_path: Path, text: str) -> list[stacks.Line]:
+def lines_of(tmp_path: Path, text: str, blank_ends_line: bool = True) -> list[stacks.Line]:
     (tmp_path / "svc").write_text(text)
-    lines, findings = stacks.Reader(tmp_path, "/lib/security/").read("svc")
+    rules = stacks.Rules((tmp_path,), blank_ends_line=blank_ends_line)
+    lines, findings = stacks.Reader(rules, "/lib/security/").read("svc")
     assert [f for f in findings if f.severity == "error"] == []
     return lines
+
+
+def findings_of(rules: stacks.Rules, service: str = "svc") -> list[tuple[str, str]]:
+    return [(f.severity, f.message) for f in stacks.Reader(rules).read(service)[1]]
 
 
 def keyinit_lines(lines: list[stacks.Line]) -> list[tuple[int, str, bool]]:
@@ -33,15 +38,19 @@ def keyinit_lines(lines: list[stacks.Line]) -> list[tuple[int, str, bool]]:
         ("SESSION optional pam_keyinit.so\n", 1),
         ("-session optional pam_keyinit.so revoke\n", 1),
         ("session optional \\\n    pam_keyinit.so force revoke\n", 1),
-        ("session \\\n# a comment inside\n\n  optional \\\n pam_keyinit.so\n", 1),
+        ("session \\\n  optional \\\n pam_keyinit.so\n", 1),
         ("# head\nsession [success=ok \\\n default=ignore] /lib/security/pam_keyinit.so\n", 2),
     ],
 )
-def test_check_and_convert_see_the_same_line(tmp_path, text, number):
-    assert keyinit_lines(lines_of(tmp_path, text)) == [(number, "session", False)]
-    converted = stacks.convert_text(text, "pam_pykeyinit.py")
+@pytest.mark.parametrize("blank_ends_line", [True, False], ids=["1.6+", "1.5"])
+def test_check_and_convert_see_the_same_line(tmp_path, text, number, blank_ends_line):
+    def seen(text: str) -> list[tuple[int, str, bool]]:
+        return keyinit_lines(lines_of(tmp_path, text, blank_ends_line))
+
+    assert seen(text) == [(number, "session", False)]
+    converted = stacks.convert_text(text, "pam_pykeyinit.py", blank_ends_line)
     assert converted != text
-    assert keyinit_lines(lines_of(tmp_path, converted)) == [(number, "session", True)]
+    assert seen(converted) == [(number, "session", True)]
     # only the module word changed, in the physical line it was on
     old_rows, new_rows = text.split("\n"), converted.split("\n")
     changed = [(a, b) for a, b in zip(old_rows, new_rows) if a != b]
@@ -57,8 +66,10 @@ def test_check_and_convert_see_the_same_line(tmp_path, text, number):
         "session optional pam_exec.so /bin/true pam_keyinit.so\n",  # an argument
         "# session optional pam_keyinit.so\n",  # a comment
         "session optional pam_unix.so # pam_keyinit.so\n",
-        "bogus optional pam_keyinit.so\n",  # Linux-PAM skips the line
+        "bogus optional pam_keyinit.so\n",  # Linux-PAM puts a failing handler there
         "session include pam_keyinit.so\n",  # a file name, not a module
+        "session Substack pam_keyinit.so\n",  # the same, in any case (strcasecmp)
+        "session optional \\\n pam_keyinit.so \\\n",  # the file ends inside it
         "session optional\n",
         "session optional pam_keyinit.so.old\n",
     ],
@@ -144,7 +155,193 @@ def test_a_file_over_the_limit_is_refused_and_one_at_it_is_read(tmp_path):
 def test_check_reports_an_unreadable_include_as_a_finding(tmp_path):
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "svc").write_text("@include fifo\n")
-    _, findings = stacks.Reader(tmp_path).read("svc")
-    assert [(f.severity, f.message) for f in findings] == [
+    assert findings_of(stacks.Rules((tmp_path,), debian_include=True)) == [
         ("error", f"cannot read {tmp_path}/fifo: not a regular file; Linux-PAM fails the service")
     ]
+
+
+# -- continued lines: the rule of the Linux-PAM version ------------------------
+
+CONTINUED = "session optional pam_keyinit.so \\\n{between}force\nsession optional pam_env.so\n"
+
+
+@pytest.mark.parametrize("between", ["\n", "# a comment\n", "   \n"])
+def test_a_blank_or_comment_line_ends_a_continued_line_since_1_6(tmp_path, between):
+    """Measured with pamtester and pam_echo: libpam 1.5.2 joins 'force' to
+    the keyinit line, 1.7.0 ends the line at the blank and reads 'force'
+    as a line of its own (an unknown module type)."""
+    text = CONTINUED.format(between=between)
+    (tmp_path / "svc").write_text(text)
+    old = stacks.Reader(stacks.Rules((tmp_path,), blank_ends_line=False)).read("svc")
+    assert [(x.name, x.args) for x in old[0]] == [
+        ("pam_keyinit.so", ["force"]),
+        ("pam_env.so", []),
+    ]
+    assert old[1] == []
+    new = stacks.Reader(stacks.Rules((tmp_path,), blank_ends_line=True)).read("svc")
+    assert [(x.name, x.args) for x in new[0]] == [("pam_keyinit.so", []), ("pam_env.so", [])]
+    assert [(f.line, f.message) for f in new[1]] == [
+        (
+            3,
+            "unknown module type 'force': Linux-PAM puts a module that always fails in the"
+            " auth stack in its place",
+        )
+    ]
+
+
+@pytest.mark.parametrize("blank_ends_line", [True, False])
+def test_a_file_that_ends_inside_a_continued_line_fails_the_service(tmp_path, blank_ends_line):
+    (tmp_path / "svc").write_text("session optional pam_env.so\nsession optional \\\n")
+    lines, findings = stacks.Reader(stacks.Rules((tmp_path,), False, blank_ends_line)).read("svc")
+    assert [x.name for x in lines] == ["pam_env.so"]
+    assert [(f.severity, f.line) for f in findings] == [("error", 2)]
+    assert "ends inside a continued line" in findings[0].message
+
+
+def test_an_unknown_type_is_a_failing_handler_in_the_stack_that_reads_it(tmp_path):
+    (tmp_path / "svc").write_text("bogus optional pam_env.so\nsession include part\n")
+    (tmp_path / "part").write_text("bogus optional pam_env.so\n")
+    assert [m for _, m in findings_of(stacks.Rules((tmp_path,)))] == [
+        "unknown module type 'bogus': Linux-PAM puts a module that always fails in the"
+        " auth stack in its place",
+        "unknown module type 'bogus': Linux-PAM puts a module that always fails in the"
+        " session stack in its place",
+    ]
+
+
+# -- folders: /etc/pam.d, then the vendor folder -------------------------------
+
+
+@pytest.fixture
+def folders(tmp_path):
+    etc, vendor = tmp_path / "etc", tmp_path / "vendor"
+    etc.mkdir()
+    vendor.mkdir()
+    return etc, vendor
+
+
+def test_a_service_is_read_from_the_first_folder_that_has_it(folders):
+    etc, vendor = folders
+    (vendor / "svc").write_text("session optional pam_keyinit.so force revoke\n")
+    rules = stacks.Rules((etc, vendor))
+    lines, findings = stacks.Reader(rules).read("svc")
+    assert [(x.file, x.name) for x in lines] == [(str(vendor / "svc"), "pam_keyinit.so")]
+    assert [(f.file, f.message) for f in findings] == [
+        (str(vendor / "svc"), f"read from the vendor folder: there is no {etc / 'svc'}")
+    ]
+    (etc / "svc").write_text("session optional pam_env.so\n")
+    lines, findings = stacks.Reader(rules).read("svc")
+    assert [(x.file, x.name) for x in lines] == [(str(etc / "svc"), "pam_env.so")]
+    assert findings == []
+    (etc / "svc").unlink()
+    (etc / "svc").symlink_to(etc / "gone")  # fopen() fails on it: the vendor file is read
+    assert stacks.Reader(rules).read("svc")[0][0].file == str(vendor / "svc")
+
+
+@pytest.mark.parametrize("debian", [True, False], ids=["debian", "upstream"])
+@pytest.mark.parametrize("how", ["@include part", "session include part", "session substack part"])
+def test_an_include_of_a_vendor_file(folders, debian, how):
+    """Debian's libpam (031_pam_include) reads an include from /etc/pam.d
+    only, upstream's from the vendor folder too (_pam_open_config_file)."""
+    etc, vendor = folders
+    (etc / "svc").write_text(how + "\n")
+    (vendor / "part").write_text("session optional pam_keyinit.so\n")
+    rules = stacks.Rules((etc, vendor), debian_include=debian)
+    lines, findings = stacks.Reader(rules).read("svc")
+    if debian:
+        assert lines == []
+        assert [(f.severity, f.line, f.message) for f in findings] == [
+            (
+                "error",
+                1,
+                f"no {etc / 'part'}; Debian's libpam reads an included file from {etc} only,"
+                f" not {vendor / 'part'}: Linux-PAM fails the service",
+            )
+        ]
+    elif how.startswith("@"):  # upstream has no @include: a failing auth handler
+        assert lines == [] and "unknown module type '@include'" in findings[0].message
+    else:
+        assert [(x.file, x.name) for x in lines] == [(str(vendor / "part"), "pam_keyinit.so")]
+        assert findings == []
+
+
+@pytest.mark.parametrize("word", ["@INCLUDE", "-@include"])
+def test_debians_include_word_in_any_case(tmp_path, word):
+    (tmp_path / "svc").write_text(f"{word} part\n")
+    (tmp_path / "part").write_text("session optional pam_keyinit.so\n")
+    lines, _ = stacks.Reader(stacks.Rules((tmp_path,), debian_include=True)).read("svc")
+    assert [x.name for x in lines] == ["pam_keyinit.so"]
+
+
+def test_a_service_name_is_lowered_as_pam_start_lowers_it(folders):
+    etc, vendor = folders
+    (etc / "svc").write_text("session optional pam_keyinit.so\n")
+    (etc / "Other").write_text("session optional pam_keyinit.so\n")
+    rules = stacks.Rules((etc, vendor))
+    assert stacks.service_path(rules, "SVC") == ("svc", etc / "svc")
+    with pytest.raises(stacks.InputError, match="libpam lowers service names"):
+        stacks.service_path(rules, "Other")
+
+
+def test_every_service_of_both_folders_is_listed_once(folders):
+    etc, vendor = folders
+    for folder, name in ((etc, "a"), (vendor, "a"), (vendor, "b"), (vendor, "common-x")):
+        (folder / name).write_text("\n")
+    assert stacks.services(stacks.Rules((etc, vendor)), []) == ["a", "b"]
+    assert stacks.services(stacks.Rules((etc, vendor / "none")), []) == ["a"]
+    with pytest.raises(stacks.InputError, match="no such folder"):
+        stacks.services(stacks.Rules((vendor / "none", etc)), [])
+
+
+def test_convert_makes_the_first_folders_file_from_the_vendor_file(folders):
+    etc, vendor = folders
+    text = "# vendor\nsession optional pam_keyinit.so force revoke\n"
+    (vendor / "svc").write_text(text)
+    (vendor / "svc").chmod(0o640)
+    rules = stacks.Rules((etc, vendor))
+    c = stacks.convert(rules, "svc", "pam_pykeyinit.py")
+    assert (c.path, c.source, c.not_written) == (etc / "svc", vendor / "svc", "")
+    head = c.diff().splitlines()[:2]
+    assert head == [
+        f"--- a{vendor}/svc\t(vendor file, left as it is)",
+        f"+++ b{etc}/svc\t(new file)",
+    ]
+    stacks.write(c)
+    assert (vendor / "svc").read_text() == text
+    assert (etc / "svc").read_text() == text.replace("pam_keyinit.so", OURS)
+    assert (etc / "svc").stat().st_mode & 0o7777 == 0o640
+    assert sorted(os.listdir(etc)) == ["svc"]
+    again = stacks.convert(rules, "svc", "pam_pykeyinit.py")
+    assert again.source is None and again.new == again.old  # now the first folder's
+
+
+def test_convert_does_not_write_over_a_name_taken_meanwhile(folders):
+    etc, vendor = folders
+    (vendor / "svc").write_text("session optional pam_keyinit.so\n")
+    c = stacks.convert(stacks.Rules((etc, vendor)), "svc", "pam_pykeyinit.py")
+    (etc / "svc").write_text("mine\n")
+    with pytest.raises(FileExistsError):
+        stacks.write(c)
+    assert (etc / "svc").read_text() == "mine\n"
+    assert sorted(os.listdir(etc)) == ["svc"]
+
+
+def test_convert_names_a_dangling_link_in_the_first_folder(folders):
+    etc, vendor = folders
+    (vendor / "svc").write_text("session optional pam_keyinit.so\n")
+    (etc / "svc").symlink_to(etc / "gone")
+    c = stacks.convert(stacks.Rules((etc, vendor)), "svc", "pam_pykeyinit.py")
+    assert (
+        c.not_written
+        == f"{etc / 'svc'} exists but cannot be opened: libpam reads {vendor / 'svc'} instead"
+    )
+
+
+def test_rules_for_the_folders_given(monkeypatch, folders):
+    etc, vendor = folders
+    system = stacks.Rules((Path("/etc/pam.d"), Path("/usr/lib/pam.d")), True, False)
+    monkeypatch.setattr(stacks, "system_rules", lambda: system)
+    assert stacks.rules() == system
+    assert stacks.rules(etc) == stacks.Rules((etc,), True, False)
+    assert stacks.rules(etc, vendor) == stacks.Rules((etc, vendor), True, False)
+    assert stacks.rules(None, vendor).dirs == (Path("/etc/pam.d"), vendor)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -215,3 +216,79 @@ def test_which_pam_python_is_said(stacks, hosts, build):
         assert str(so) in notes[0]["message"]
     else:
         assert notes == [] and rc == 0, findings
+
+
+# -- the folders and line rules, against libpam itself --------------------------
+
+
+def libpam_reads(service: str) -> tuple[int, list[str]]:
+    """pamtester's status and what pam_echo lines said: the lines libpam read."""
+    proc = subprocess.run(
+        ["pamtester", service, "root", "open_session"], capture_output=True, text=True, timeout=60
+    )
+    said = [x for x in proc.stdout.splitlines() if x.startswith("said:")]
+    return proc.returncode, said
+
+
+def check_system(service: str) -> list[dict]:
+    """check with the system's folders and rules (no --pam-dir)."""
+    proc = pykeyinit("check", "--json", service)
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_a_vendor_service_is_read_by_check_as_by_libpam(system_folders):
+    etc, vendor, prefix = system_folders
+    svc = f"{prefix}-svc"
+    write(vendor, svc, "session optional pam_echo.so said: vendor\nsession optional pam_permit.so")
+    write(vendor, f"{svc}-k", "session optional pam_keyinit.so force revoke")
+    assert libpam_reads(svc) == (0, ["said: vendor"])
+    found = check_system(f"{svc}-k")
+    assert ("info", f"read from the vendor folder: there is no {etc / (svc + '-k')}") in [
+        (f["severity"], f["message"]) for f in found
+    ]
+    assert [(f["file"], f["line"]) for f in found if "session keyring from" in f["message"]] == [
+        (str(vendor / f"{svc}-k"), 1)
+    ]
+    write(etc, svc, "session optional pam_echo.so said: etc\nsession optional pam_permit.so")
+    write(etc, f"{svc}-k", "session optional pam_keyinit.so force")
+    assert libpam_reads(svc) == (0, ["said: etc"])
+    found = check_system(f"{svc}-k")
+    assert [(f["file"], f["message"]) for f in found if "session keyring" in f["message"]] == [
+        (str(etc / f"{svc}-k"), "session keyring from pam_keyinit.so (force)")
+    ]
+    assert not any("vendor folder" in f["message"] for f in found)
+
+
+@pytest.mark.parametrize("how", ["session include", "session substack", "@include"])
+def test_an_include_of_a_vendor_file_is_judged_as_libpam_judges_it(system_folders, how):
+    """An included file only in the vendor folder: libpam reads it or fails
+    the service (Debian's patch), and check must say the same."""
+    etc, vendor, prefix = system_folders
+    svc = f"{prefix}-inc"
+    write(etc, svc, f"session optional pam_echo.so said: top\n{how} {prefix}-part")
+    write(vendor, f"{prefix}-part", "session optional pam_echo.so said: part")
+    rc, said = libpam_reads(svc)
+    errors = [f["message"] for f in check_system(svc) if f["severity"] == "error"]
+    libpam_read_it = rc == 0 and said == ["said: top", "said: part"]
+    assert libpam_read_it == (errors == []), (rc, said, errors)
+    if not libpam_read_it:
+        assert any(m.endswith("Linux-PAM fails the service") for m in errors), errors
+
+
+@pytest.mark.parametrize("between", ["", "# a comment"])
+def test_a_continued_line_is_joined_by_check_as_by_libpam(system_folders, between):
+    """'revoke' after a blank or comment line: part of the keyinit line for
+    Linux-PAM up to 1.5, a line of its own since 1.6; the same layout with
+    pam_echo shows what this libpam does, and check must agree."""
+    etc, _, prefix = system_folders
+    layout = "session optional {} \\\n" + between + "\nrevoke\nsession optional pam_permit.so\n"
+    (etc / f"{prefix}-echo").write_text(layout.format("pam_echo.so said:"))
+    (etc / f"{prefix}-key").write_text(layout.format("pam_keyinit.so"))
+    _, said = libpam_reads(f"{prefix}-echo")
+    joined = {"said: revoke": True, "said:": False}[said[0].rstrip()]
+    infos = [
+        f["message"] for f in check_system(f"{prefix}-key") if "session keyring" in f["message"]
+    ]
+    expected = "(revoke)" if joined else "(no options)"
+    assert infos == [f"session keyring from pam_keyinit.so {expected}"], (said, infos)

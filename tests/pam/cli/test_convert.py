@@ -109,3 +109,29 @@ def test_a_pam_auth_update_file_is_refused(tmp_path):
     assert proc.returncode == 1 and proc.stdout == ""
     assert "managed by pam-auth-update" in proc.stderr and "--enable pykeyinit" in proc.stderr
     assert (tmp_path / "common-session").read_text().endswith("pam_keyinit.so\n")
+
+
+def test_a_vendor_stack_is_copied_to_etc_and_logs_in(tree, probe, users, system_folders):
+    """As for systemd-user on Debian 13: the service's file is only in the
+    vendor folder; convert --write makes /etc/pam.d's from it, leaves the
+    vendor file as it is, and libpam then reads the new one."""
+    etc, vendor, prefix = system_folders
+    svc = f"{prefix}-login"
+    text = f"# vendor\nsession required pam_keyinit.so force revoke\n{probe}\n"
+    (vendor / svc).write_text(text)
+    proc = pykeyinit("convert", "--module", str(tree), "--write", svc)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        f"--- a{vendor / svc}\t(vendor file, left as it is)",
+        f"+++ b{etc / svc}\t(new file)",
+    ]
+    assert f"wrote {etc / svc} from {vendor / svc}, which is left as it is" in proc.stderr
+    assert (vendor / svc).read_text() == text
+    assert (etc / svc).read_text() == text.replace("pam_keyinit.so", f"pam_python.so {tree}")
+    res = pamtester(svc, Users.GID_USER, ["open_session", "close_session"])
+    assert res.rc == 0, res.stderr
+    assert f"s={ses(Users.GID_UID, Users.GID_GID)}" in res.probes
+    assert f"s={REVOKED}" in res.probes
+    again = pykeyinit("convert", "--module", str(tree), "--write", svc)
+    assert again.returncode == 0 and again.stdout == ""
+    assert f"no pam_keyinit.so line in {etc / svc}" in again.stderr
