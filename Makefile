@@ -20,7 +20,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init_
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
 .PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench deb rpm \
-	pam-python-deb pam-python-rpm vm-test autopkgtest clean
+	pam-python-deb pam-python-debs pam-python-rpm vm-test autopkgtest clean
 
 all: check
 
@@ -94,7 +94,9 @@ pam-python-rpm: pam-python-deb
 	PATH=/usr/sbin:/usr/bin:/sbin:/bin rpmbuild -bb --nodeps \
 		--define "_topdir $(CURDIR)/build/rpm-pam-python" packaging/rpm/pam_python.spec \
 		>build/rpm-pam-python/build.log 2>&1 || { tail -30 build/rpm-pam-python/build.log; exit 1; }
-	cp build/rpm-pam-python/RPMS/*/pam_python-*.rpm dist/
+	# the package itself, not the -debuginfo and -debugsource ones that rpmbuild
+	# makes where it has find-debuginfo (trixie)
+	cp build/rpm-pam-python/RPMS/*/pam_python-[0-9]*.rpm dist/
 
 # Byte-compile the checkout's package with the interpreter pam_python embeds,
 # as py3compile does for the installed package: pam_python writes no
@@ -148,30 +150,43 @@ old-deb:
 	cd build/deb-old/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b --no-sign >../build.log 2>&1
 	cp build/deb-old/libpam-pykeyinit_0.1.0_all.deb dist/
 
-# A Debian 12 and a Debian 13 guest (SUITES="bookworm trixie"), each with its
-# suite's kernel, the 0.1.0 package upgraded by apt to the fresh .deb, booted
-# with qemu, logins run inside; the reports are asserted by tests/vm.
+# Guests of Debian 12 and Debian 13 (SUITES="bookworm trixie"), two kinds:
+# - initramfs guests (tools/vm), each with its suite's kernel and our own
+#   init, for what autopkgtest cannot do: the 0.1.0 package upgraded by apt
+#   to the fresh .deb, the GIL-safe libpam-python installed over Debian's and
+#   back, C and Python clients, faults;
+# - Debian's autopkgtest in guests booted by systemd (tools/autopkgtest):
+#   ssh, the user manager, cron, tmux, su and runuser with Debian's stacks
+#   and converted ones, and the package's pam-auth-update profile and removal.
+# The reports are asserted by tests/vm; any failure fails the target.
 SUITES ?= bookworm trixie
-vm-test: deb old-deb venv pam-python-deb
+vm-test: deb old-deb venv pam-python-debs
 	$(call apt_install,$(VM_PACKAGES))
-	# the other suite's GIL-safe libpam-python, built in its root
+	SUITES="$(SUITES)" bash tools/vm/run.sh dist/libpam-pykeyinit_$(VERSION)_all.deb \
+		dist/libpam-pykeyinit_0.1.0_all.deb
+	$(MAKE) autopkgtest
+	SUITES="$(SUITES)" $(VENV)/bin/python -m pytest -m vm tests/vm
+
+# The GIL-safe libpam-python of every suite in SUITES: the host's, and the
+# others' built in their roots (tools/suite-root.sh).
+pam-python-debs: pam-python-deb
 	mkdir -p build && for suite in $(filter-out $(HOST_SUITE),$(SUITES)); do \
 		PYKT_COLLECT='libpam-python_*+pykeyinit*.deb' bash tools/suite-root.sh $$suite \
 			"$(SUITE_PACKAGES)" -- make pam-python-deb >build/pam-python-$$suite.log 2>&1 \
 			|| { tail -30 build/pam-python-$$suite.log; exit 1; }; \
 	done
-	SUITES="$(SUITES)" bash tools/vm/run.sh dist/libpam-pykeyinit_$(VERSION)_all.deb \
-		dist/libpam-pykeyinit_0.1.0_all.deb
-	SUITES="$(SUITES)" $(VENV)/bin/python -m pytest -m vm tests/vm
 
 # Debian's autopkgtest (packaging/debian/tests) against the .deb, in a qemu
 # guest of each suite booted by systemd (tools/autopkgtest; images cached in
-# /var/cache/pam-pykeyinit-autopkgtest). The start of issue 15's guests: not
-# yet part of .ci/run, which still runs vm-test.
-autopkgtest: deb
+# /var/cache/pam-pykeyinit-autopkgtest, the tests' packages baked in, so no
+# apt upgrade), with the suite's GIL-safe libpam-python for
+# jupyterhub-session. Results in /var/cache/pam-pykeyinit-autopkgtest/results.
+autopkgtest: deb pam-python-debs
 	for suite in $(SUITES); do \
-		bash tools/autopkgtest/run-autopkgtest.sh $$suite dist/libpam-pykeyinit_$(VERSION)_all.deb \
-			|| exit 1; \
+		ours=$$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' packaging/pam-python/suites/$$suite/changelog); \
+		PYKT_APT_UPGRADE=0 PYKT_PAM_PYTHON_DEB=dist/libpam-python_$${ours}_$$(dpkg --print-architecture).deb \
+			bash tools/autopkgtest/run-autopkgtest.sh $$suite \
+			dist/libpam-pykeyinit_$(VERSION)_all.deb || exit 1; \
 	done
 
 clean:

@@ -129,13 +129,15 @@ class ThreadState(_thread._local):  # threading.local's C type: no threading imp
 
 
 class ProcessState:
-    """Per process. Changed only inside handlers, one Python statement at a
-    time under the GIL (C uses an _Atomic int for the counter). Debian's
+    """Per process. The counter and the generation change under ``lock``
+    (C uses an _Atomic int for the counter): with the GIL-safe pam_python
+    of packaging/pam-python, two threads' handlers interleave wherever one
+    waits in a system call, and `+= 1` is a read and a write. Debian's
     pam_python does not take the GIL per call, so there PAM calls from two
-    threads at the same moment are unsafe for any pam_python module; the
-    build of packaging/pam-python takes it."""
+    threads at the same moment are unsafe for any pam_python module."""
 
     def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()
         self.session_counter = 0
         self.reported_words: "set[str]" = set()
         self.generation = 0
@@ -149,11 +151,13 @@ process_state = ProcessState()
 def current_thread_state(pamh: "Pamh") -> "ThreadState":
     """Count ``pamh`` among the live handles; this thread's state, started
     afresh if the module was "unloaded" since this thread last used it."""
-    process_state.handles.add(id(pamh))
+    with process_state.lock:
+        process_state.handles.add(id(pamh))
+        generation = process_state.generation
     st = thread_state
-    if st.generation != process_state.generation:
+    if st.generation != generation:
         st.__dict__.clear()  # back to the class attributes, the starting values
-        st.generation = process_state.generation
+        st.generation = generation
     return st
 
 
@@ -538,8 +542,9 @@ def pam_sm_setcred(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
 def pam_sm_open_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     def body() -> int:
         current_thread_state(pamh)  # a new generation resets the counter first
-        process_state.session_counter += 1
-        what = f"OPEN {process_state.session_counter}"
+        with process_state.lock:
+            process_state.session_counter += 1
+            what = f"OPEN {process_state.session_counter}"
         return keyinit(_context(pamh, "session"), argv, PAM_SESSION_ERR, what)
 
     return _guarded("session", PAM_SESSION_ERR, pamh, body)
@@ -551,10 +556,12 @@ def pam_sm_close_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     # the arguments are not read here.
     def body() -> int:
         st = current_thread_state(pamh)
-        process_state.session_counter -= 1
-        if process_state.session_counter <= 0 and revoke_due(st):
+        with process_state.lock:
+            process_state.session_counter -= 1
+            left = process_state.session_counter
+        if left <= 0 and revoke_due(st):
             ctx = _context(pamh, "session")
-            ctx.log.debug(f"CLOSE {process_state.session_counter}: revoking")
+            ctx.log.debug(f"CLOSE {left}: revoking")
             kill_keyrings(ctx, PAM_SESSION_ERR)
         return PAM_SUCCESS
 
@@ -565,10 +572,11 @@ def pam_sm_end(pamh: "Pamh") -> None:
     """pam_python's call at pam_end(): this handle has ended. After the last
     live one, a new generation, as libpam's dlclose of pam_keyinit.so."""
     try:
-        process_state.handles.discard(id(pamh))
-        if not process_state.handles:
-            process_state.generation += 1
-            process_state.session_counter = 0
+        with process_state.lock:
+            process_state.handles.discard(id(pamh))
+            if not process_state.handles:
+                process_state.generation += 1
+                process_state.session_counter = 0
     except Exception:  # noqa: BLE001, S110 - nothing to report to: pam_end ignores it
         pass
 

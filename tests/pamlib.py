@@ -330,7 +330,7 @@ def harness(
     (setpriv, seccomp_fail...), with ``env`` (e.g. LD_PRELOAD) set for the
     harness alone."""
     settings = [f"{name}={value}" for name, value in (env or {}).items()]
-    cmd = [*user_session(start_user), "env", *settings, *(prefix or []), str(tools.harness), *words]
+    cmd = [*user_session(start_user), *(prefix or []), "env", *settings, str(tools.harness), *words]
     cmd, out = captured(cmd, capture_dir)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, input=stdin)
     return HarnessResult(proc, read_capture(out))

@@ -292,8 +292,11 @@ def test_a_pam_pykeyinit_the_host_imported_from_elsewhere_is_refused(
         "try:\n    pamela.open_session(sys.argv[2], service=sys.argv[3])\n"
         "except pamela.PAMError as e:\n    print(e.errno)\n"
     )
+    from ..pamlib import captured, read_capture
+
+    cmd, out = captured([sys.executable, "-c", script, str(other), Users.GID_USER, svc], tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(other), Users.GID_USER, svc],
+        cmd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -301,6 +304,13 @@ def test_a_pam_pykeyinit_the_host_imported_from_elsewhere_is_refused(
     )
     assert proc.stdout.strip() == "3", (proc.stdout, proc.stderr)  # PAM_SERVICE_ERR
     assert not marker.exists()
+    logs = read_capture(out) or []
+    refusals = [e["text"] for e in logs if "refusing to load" in e["text"]]
+    assert len(refusals) == 1, logs
+    assert (
+        f"another pam_pykeyinit is loaded in this process: ['{other / 'pam_pykeyinit'}']"
+        in (refusals[0])
+    ), refusals
 
 
 def foreign_pythons() -> list[Path]:

@@ -70,7 +70,7 @@ def test_payload_runs_as_a_module(rpm, probe, service, users):
 def pam_python_rpm() -> Path:
     require_root()
     system("make", "-C", str(REPO), "pam-python-rpm")
-    (rpm,) = sorted((REPO / "dist").glob("pam_python-*.rpm"))
+    (rpm,) = sorted((REPO / "dist").glob("pam_python-[0-9]*.rpm"))
     return rpm
 
 
