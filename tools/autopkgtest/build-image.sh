@@ -28,6 +28,9 @@ size=${PYKT_IMAGE_SIZE:-8G}
 # systemd-run -M) and what libpam-pykeyinit depends on.
 packages="openssh-server openssh-client keyutils cron tmux libpam-python pamtester python3
  libpam-runtime libpam-systemd dbus dbus-user-session systemd-container sudo procps iproute2"
+# jupyterhub-session drives JupyterHub's PAMAuthenticator: Debian 13 has the
+# package (5.2.1), Debian 12 none (the test is skipped there)
+[ "$suite" = bookworm ] || packages="$packages jupyterhub"
 packages=$(echo $packages | tr ' ' '\n' | sort -u | tr '\n' ' ')
 host_packages="mmdebstrap autopkgtest qemu-system-x86 qemu-utils ovmf dosfstools mtools fdisk
  uidmap systemd-boot-efi binutils e2fsprogs dpkg-dev libarchive13 mount passwd patch

@@ -7,8 +7,8 @@
 # The guest image is build-image.sh's (built or reused from the cache).
 # The source tree tested is PYKT_SRC if set (it must hold debian/control and
 # debian/tests/control); otherwise one assembled in a temporary folder from
-# the git checkout PYKT_REPO (default: this checkout) with its
-# packaging/debian, tests included, as debian/.
+# the git checkout PYKT_REPO (default: this checkout; tracked and new
+# files) with its packaging/debian, tests included, as debian/.
 # Prints the time of each phase; exits with autopkgtest's status (0 only if
 # every test passed; 2 some skipped, 4 some failed, 16 the testbed failed...).
 # Results: $PYKT_OUT (default /var/cache/pam-pykeyinit-autopkgtest/results/SUITE).
@@ -37,8 +37,15 @@ else
     repo=${PYKT_REPO:-$(cd "$here/../.." && pwd)}
     src=$work/src
     mkdir -p "$src"
-    git -C "$repo" archive HEAD | tar -xf - -C "$src"
+    # the checkout's tracked and new files, as make deb takes them
+    (cd "$repo" && git ls-files -z --cached --others --exclude-standard \
+        | tar --null -cf - -T -) | tar -xf - -C "$src"
     cp -r "$src/packaging/debian" "$src/debian"
+    # the GIL-safe libpam-python for jupyterhub-session (make vm-test builds it)
+    if [ -n "${PYKT_PAM_PYTHON_DEB-}" ]; then
+        mkdir -p "$src/debian/tests/pam-python"
+        cp "$PYKT_PAM_PYTHON_DEB" "$src/debian/tests/pam-python/"
+    fi
 fi
 [ -f "$src/debian/tests/control" ] || { echo "no debian/tests/control in $src" >&2; exit 64; }
 
