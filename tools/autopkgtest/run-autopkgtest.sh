@@ -54,7 +54,9 @@ upgrade=(-U)
 [ "${PYKT_APT_UPGRADE:-1}" = 1 ] || upgrade=()
 # -B: the tree is not built, the .debs are the package under test.
 # The image is opened read-only (an overlay per boot), so it stays clean.
-cmd=(nice -n 19 autopkgtest "${upgrade[@]}" -B --output-dir "$out/artifacts"
+only=()  # PYKT_TESTS: the tests to run (names, space-separated), default all
+for t in ${PYKT_TESTS-}; do only+=(--test-name "$t"); done
+cmd=(nice -n 19 autopkgtest "${upgrade[@]}" "${only[@]}" -B --output-dir "$out/artifacts"
     --timeout-test="${PYKT_TIMEOUT_TEST:-1800}" "${debs[@]}" "$src/" --
     qemu -q "$here/qemu-wrapper" --boot=efi -c "${PYKT_CPUS:-2}"
     --ram-size "${PYKT_RAM:-2048}" --timeout-reboot 900 "$image")
