@@ -113,7 +113,7 @@ demo: bytecode
 	bash tools/demo.sh
 
 bench: deps pam-python-deb
-	$(PYTHON) tools/bench.py
+	$(PYTHON) tools/bench.py --pam-python-deb $(PAM_PYTHON_DEB)
 
 # dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
 # a copy of the source tree under build/ (the top level stays as it is).

@@ -9,7 +9,7 @@ Four stacks, each `session required MODULE force revoke`, are timed as whole
             login compiles every module it imports
   c         Linux-PAM's pam_keyinit.so
 and, when `make pam-python-deb` has built the GIL-safe pam_python
-(dist/libpam-python_*+pykeyinit*_ARCH.deb), the floor and the compiled
+(--pam-python-deb, which make bench gives), the floor and the compiled
 module again with that pam_python.so (named by path): for C programs it
 must cost what Debian's costs.
 Each round runs all four in a rotating order (paired runs: drift and noise hit
@@ -74,13 +74,13 @@ def timed(service: str) -> tuple[float, float]:
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def gil_safe_pam_python(top: Path) -> Path | None:
-    """pam_python.so of the newest GIL-safe .deb in dist/, unpacked under top."""
-    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True)
-    debs = sorted((REPO / "dist").glob(f"libpam-python_*+pykeyinit*_{arch.stdout.strip()}.deb"))
-    if not debs:
+def gil_safe_pam_python(top: Path, deb: Path | None) -> Path | None:
+    """pam_python.so of the GIL-safe .deb built for this host's suite (the
+    Makefile names it: dist/ may also hold the other suite's, built by
+    check-suite, which links another libpython), unpacked under top."""
+    if deb is None or not deb.exists():
         return None
-    subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(top / "pam-python")], check=True)
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(top / "pam-python")], check=True)
     found = sorted((top / "pam-python").rglob("pam_python.so"))
     return found[0] if found else None
 
@@ -95,6 +95,7 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--pam-python-deb", type=Path, help="the GIL-safe build for this suite")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("make bench must run as root (it writes /etc/pam.d files)")
@@ -111,7 +112,7 @@ def main() -> int:
         "checkout": f"pam_python.so {tree(top, 'checkout', False)}",
         "c": "pam_keyinit.so",
     }
-    gil_safe = gil_safe_pam_python(top)
+    gil_safe = gil_safe_pam_python(top, args.pam_python_deb)
     if gil_safe is not None:
         modules["floor-gil"] = f"{gil_safe} {floor}"
         modules["compiled-gil"] = f"{gil_safe} {modules['compiled'].split()[1]}"
