@@ -113,6 +113,7 @@ demo: bytecode
 	bash tools/demo.sh
 
 bench: deps pam-python-deb
+	$(call apt_install,valgrind)
 	$(PYTHON) tools/bench.py --pam-python-deb $(PAM_PYTHON_DEB)
 
 # dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
