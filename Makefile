@@ -68,7 +68,7 @@ check-suite: deb
 	bash tools/suite-root.sh $(SUITE) "$(SUITE_PACKAGES)" -- sh -c 'make check && \
 		lintian --fail-on error,warning --info /pykt/dist/libpam-pykeyinit_$(VERSION)_all.deb'
 
-# dist/libpam-python_<Debian's version>+pykeyinit1_<arch>.deb: Debian's
+# dist/libpam-python_<Debian's version>+pykeyinitN_<arch>.deb: Debian's
 # pam-python for the host's suite, with Debian's patches and ours (the GIL,
 # the Python version, libpython kept loaded), built from the archive's source
 # by packaging/pam-python/build.sh (README, Python PAM applications). Rebuilt
@@ -83,7 +83,7 @@ $(PAM_PYTHON_DEB): $(shell find packaging/pam-python -type f)
 	WORK=$(CURDIR)/build/pam-python bash packaging/pam-python/build.sh dist
 	lintian --fail-on error,warning --info $@
 
-# dist/pam_python-<version>-1.pykeyinit1.<arch>.rpm: the same source and
+# dist/pam_python-<version>-1.pykeyinitN.<arch>.rpm: the same source and
 # patches as pam-python-deb, from packaging/rpm/pam_python.spec, with
 # Debian's rpmbuild (README, Python PAM applications, says what it shows).
 pam-python-rpm: pam-python-deb

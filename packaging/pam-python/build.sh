@@ -10,7 +10,7 @@
 # tarball, replaces upstream's old debian/ folder with ours
 # (packaging/pam-python/debian, the suite's changelog, patches/), applies the
 # series, builds with dpkg-buildpackage -us -uc -b and copies
-# libpam-python_<debian version>+pykeyinit1_<arch>.deb to DIST_DIR.
+# libpam-python_<debian version>+pykeyinitN_<arch>.deb to DIST_DIR (N: our revision).
 # Missing build dependencies are installed with apt-get.
 #
 # Environment: WORK (default build/pam-python next to packaging/),
@@ -27,7 +27,7 @@ work=${WORK:-$(cd "$here/../.." && pwd)/build/pam-python}
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 [ -f "$here/suites/$suite/changelog" ] || {
     echo "pam-python: no changelog for suite '$suite' (have: $(ls "$here/suites"))" >&2; exit 1; }
-# The version our patches were made for, from our changelog: X+pykeyinit1
+# The version our patches were made for, from our changelog: X+pykeyinitN
 ours=$(dpkg-parsechangelog -l "$here/suites/$suite/changelog" -SVersion 2>/dev/null \
     || sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' "$here/suites/$suite/changelog")
 debver=${ours%+pykeyinit*}

@@ -1,21 +1,42 @@
 """Debian's pam_python and the GIL-safe build of packaging/pam-python, side
 by side, for C programs: the isolation Debian fixed for CVE-2019-16729
 (PYTHONPATH, PYTHONHOME and the user site ignored, sitecustomize and
-usercustomize not run), pamh.env on Python 3, and PAM from several threads
-of one C program at once (patch 3001's lock)."""
+usercustomize not run), pamh.env on Python 3, PAM from several threads of
+one C program at once (patch 3001's lock), and which standard library the
+interpreter takes (patch 3005).
+
+Without a program name, Python looks for "python3" along PATH and takes its
+prefix from there, and PATH is the environment of the program calling PAM:
+for su, a set-user-ID program, the invoking user's. A build without patch
+3005 (Debian's) is asserted to run a planted standard library, so that the
+README's warning stays true and a fixed Debian package shows up here; one
+with it (ours), not to. The su test runs the real set-user-ID /bin/su as a
+test user, in a private mount namespace where a stack of the test's is
+bind-mounted over /etc/pam.d/su (the host's file is never written); the
+marker's owner, read from outside, says with which effective uid the
+planted code ran."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ..pamlib import TOOLS, Users, line, pam_python_so, system
+from pam_pykeyinit import host
+
+from ..conftest import require
+from ..pamlib import REPO, TOOLS, Users, as_user, line, pam_python_so, pamtester, system
 
 REPORT_MODULE = TOOLS / "interpreter_report.py"
+FLOOR = REPO / "bench" / "floor_module.py"  # a pam_python module that returns at once
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def builds(gil_safe_so: Path) -> dict[str, Path]:
@@ -116,3 +137,121 @@ def test_a_c_program_calling_pam_from_threads(
             timeout=300,
         )
         assert (proc.returncode, proc.stdout.strip()) == (0, f"ok {threads * 50}"), proc.stderr
+
+
+class Planted:
+    """A prefix a user could make: bin/python3 and, for the Python version
+    pam_python embeds, lib/pythonX.Y/os.py (the landmark Python looks for)
+    and an encodings package (the first module Python imports) that creates
+    ``marker`` and stops the interpreter."""
+
+    def __init__(self, top: Path, version: str, owner: int) -> None:
+        self.bin = top / "bin"
+        self.marker = top / "ran"
+        lib = top / "lib" / f"python{version}"
+        (lib / "encodings").mkdir(parents=True)
+        self.bin.mkdir()
+        (self.bin / "python3").write_text("#!/bin/sh\n")
+        (self.bin / "python3").chmod(0o755)
+        (lib / "os.py").write_text("")
+        create = f"posix.open({str(self.marker)!r}, posix.O_WRONLY | posix.O_CREAT, 0o644)"
+        (lib / "encodings" / "__init__.py").write_text(
+            f'import posix\nposix.close({create})\nraise SystemExit("planted standard library")\n'
+        )
+        for path in [top, *top.rglob("*")]:
+            os.lchown(path, owner, -1)
+
+    def path(self) -> str:
+        return f"{self.bin}:{SYSTEM_PATH}"
+
+
+def embedded_version(so: Path) -> str:
+    interpreter = host.embedded_python(so)
+    require(interpreter is not None, f"no interpreter found for {so}")
+    assert interpreter is not None
+    return interpreter.name.removeprefix("python")
+
+
+@pytest.fixture
+def planted(users) -> Iterator[Planted]:
+    """A planted prefix owned by the test user, in a folder everyone may
+    enter (the user's own files, as an attacker's would be)."""
+    so = pam_python_so()
+    require(so is not None, "pam_python.so not installed")
+    assert so is not None
+    top = Path(tempfile.mkdtemp(prefix="pykt-planted-"))
+    top.chmod(0o755)
+    try:
+        yield Planted(top / "prefix", embedded_version(so), Users.GID_UID)
+    finally:
+        shutil.rmtree(top)
+
+
+def names_its_interpreter(so: Path) -> bool:
+    """Whether this pam_python.so has patch 3005: the interpreter's
+    absolute path, a wchar_t string, is in it."""
+    data = so.read_bytes()
+    return any("/python".encode(encoding) in data for encoding in ("utf-32-le", "utf-32-be"))
+
+
+def planted_code_runs(build: str, so: Path) -> bool:
+    """What to expect of a build: ours must have the fix; the installed one
+    (Debian's) runs the planted code unless it has it too."""
+    if build == "gil-safe":
+        assert names_its_interpreter(so), f"{so} lacks patch 3005"
+    return not names_its_interpreter(so)
+
+
+@pytest.mark.parametrize("build", ["installed", "gil-safe"])
+def test_path_chooses_the_standard_library_unless_named(build, planted, service, gil_safe_so):
+    so = builds(gil_safe_so)[build]
+    svc = service([line("session", "required", f"{so} {FLOOR}")])
+    res = pamtester(svc, Users.GID_USER, ["open_session"], env={"PATH": planted.path()})
+    if planted_code_runs(build, so):
+        assert planted.marker.exists(), res.stderr
+    else:
+        assert not planted.marker.exists() and res.rc == 0, res.stderr
+        # the same stack without the planted PATH, to show that the
+        # assertion above can fail only through the PATH
+        assert pamtester(svc, Users.GID_USER, ["open_session"]).rc == 0
+
+
+def su_stack(so: Path) -> str:
+    """su's stack for the test: the user is let in without a password (the
+    escalation needs only the user's own, which the test does not know),
+    and the session loads a pam_python module that does nothing."""
+    return "\n".join(
+        [
+            line("auth", "sufficient", "pam_permit.so"),
+            line("account", "sufficient", "pam_permit.so"),
+            line("session", "required", f"{so} {FLOOR}"),
+            "",
+        ]
+    )
+
+
+@pytest.mark.parametrize("build", ["installed", "gil-safe"])
+def test_su_to_oneself_runs_the_users_code_as_root_unless_named(
+    build, planted, gil_safe_so, tmp_path
+):
+    su = Path("/etc/pam.d/su")
+    require(su.exists() and Path("/bin/su").stat().st_mode & 0o4000 != 0, "no set-user-ID su")
+    so = builds(gil_safe_so)[build]
+    stack = tmp_path / "su"
+    stack.write_text(su_stack(so))
+    stack.chmod(0o644)
+    user = [*as_user(Users.GID_UID, Users.GID_GID), "env", "-i", f"PATH={planted.path()}"]
+    script = 'mount --bind "$1" /etc/pam.d/su && shift && exec "$@"'
+    private = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+    proc = subprocess.run(
+        [*private, str(stack), *user, "/bin/su", Users.GID_USER, "-c", "echo su ran"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if planted_code_runs(build, so):
+        assert planted.marker.exists(), proc.stderr
+        assert planted.marker.stat().st_uid == 0, "the planted code ran, but not as root"
+    else:
+        assert not planted.marker.exists(), proc.stderr
+        assert proc.returncode == 0 and "su ran" in proc.stdout, proc.stderr
