@@ -18,10 +18,10 @@ medians of the paired differences from the floor, and the ratios are those of
 the medians. Then each of floor, compiled, checkout and c again, three
 times, under valgrind's callgrind: the instructions of one login, a count
 that other load on the machine does not change (runs differ by under
-0.1%). The verdict on the target is taken on that count: in three runs in
-a row on an idle machine the ratio of the wall-clock medians was 1.051,
-1.139 and 1.099 while the count's was 1.120 each time. --stages prints the
-count of each step of a login instead (README.md, "Speed").
+0.1%). The verdict on the target is taken on that count, not on the
+ratio of wall-clock medians, which moves by several hundredths from one run
+to the next on an idle machine (README.md, "Speed", has three runs in a
+row). --stages prints the count of each step of a login instead.
 
 pamtester runs with PATH alone, as systemd sets it for services (sshd, cron):
 the interpreter's start-up reads the environment, and the shell bench is
