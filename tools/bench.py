@@ -31,6 +31,7 @@ suite.
 """
 
 import argparse
+import contextlib
 import os
 import pwd
 import re
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +117,26 @@ def instructions(service: str) -> int:
     return int(counted.group(1))
 
 
+def counted(service: str) -> float:
+    """The median of three counts of instructions()."""
+    return statistics.median(instructions(service) for _ in range(3))
+
+
+@contextlib.contextmanager
+def services(modules: "dict[str, str]") -> "Iterator[dict[str, str]]":
+    """A service of one line, `session required MODULE force revoke`, for
+    each variant's module words; yields variant -> service name, and removes
+    the files again."""
+    names = {name: f"pykt-bench-{secrets.token_hex(4)}" for name in modules}
+    try:
+        for name, module in modules.items():
+            Path("/etc/pam.d", names[name]).write_text(f"session required {module} force revoke\n")
+        yield names
+    finally:
+        for svc in names.values():
+            Path("/etc/pam.d", svc).unlink(missing_ok=True)
+
+
 # --stages: copies of the compiled package that stop after each step of a
 # login, counted as above; each step costs the difference from the one
 # before. In every copy refuse() answers PAM_SUCCESS at once (the stop
@@ -170,20 +192,12 @@ STAGES: "list[tuple[str, list[Edit]]]" = [
 
 def stages(top: Path) -> None:
     """Print what each step of a login costs, in instructions."""
-    floor = top / "floor_module.py"
-    trees = {"floor": floor}
+    modules = {"floor": f"pam_python.so {top / 'floor_module.py'}"}
     for i, (step, edits) in enumerate(STAGES):
-        trees[step] = tree(top, f"stage{i}", True, [ANSWER, *edits] if edits else [])
-    services = {name: f"pykt-bench-{secrets.token_hex(4)}" for name in trees}
-    try:
-        for name, path in trees.items():
-            Path("/etc/pam.d", services[name]).write_text(
-                f"session required pam_python.so {path} force revoke\n"
-            )
-        counts = {n: statistics.median(instructions(services[n]) for _ in range(3)) for n in trees}
-    finally:
-        for svc in services.values():
-            Path("/etc/pam.d", svc).unlink(missing_ok=True)
+        loader = tree(top, f"stage{i}", True, [ANSWER, *edits] if edits else [])
+        modules[step] = f"pam_python.so {loader}"
+    with services(modules) as names:
+        counts = {n: counted(svc) for n, svc in names.items()}
     print("one login, step by step: instructions (valgrind's callgrind, median of 3), millions")
     before = counts["floor"]
     for step, _ in STAGES:
@@ -231,12 +245,20 @@ def main() -> int:
     floor = top / "floor_module.py"
     shutil.copyfile(REPO / "bench" / "floor_module.py", floor)
     floor.chmod(0o644)
-    if args.stages:
-        try:
+    try:
+        if args.stages:
             stages(top)
-        finally:
-            shutil.rmtree(top)
-        return 0
+        else:
+            timings(top, args)
+    finally:
+        shutil.rmtree(top)
+    return 0
+
+
+def timings(top: Path, args: argparse.Namespace) -> None:
+    """The paired timings and the instruction counts of the four variants
+    (six with the GIL-safe pam_python), printed."""
+    floor = top / "floor_module.py"
     modules = {
         "floor": f"pam_python.so {floor}",
         "compiled": f"pam_python.so {tree(top, 'compiled', True)}",
@@ -247,31 +269,19 @@ def main() -> int:
     if gil_safe is not None:
         modules["floor-gil"] = f"{gil_safe} {floor}"
         modules["compiled-gil"] = f"{gil_safe} {modules['compiled'].split()[1]}"
-    services = {name: f"pykt-bench-{secrets.token_hex(4)}" for name in modules}
     names = list(modules)
     samples: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
-    try:
-        for name, module in modules.items():
-            Path("/etc/pam.d", services[name]).write_text(
-                f"session required {module} force revoke\n"
-            )
+    with services(modules) as service:
         for name in names:  # warm the page cache once
-            timed(services[name])
+            timed(service[name])
         for i in range(args.rounds):
             k = i % len(names)
             for name in names[k:] + names[:k]:
-                wall, used = timed(services[name])
+                wall, used = timed(service[name])
                 samples[name].append(wall)
                 cpu[name].append(used)
-        counts = {
-            name: statistics.median(instructions(services[name]) for _ in range(3))
-            for name in ("floor", "compiled", "checkout", "c")
-        }
-    finally:
-        for svc in services.values():
-            Path("/etc/pam.d", svc).unlink(missing_ok=True)
-        shutil.rmtree(top)
+        counts = {n: counted(service[n]) for n in ("floor", "compiled", "checkout", "c")}
 
     med = {n: statistics.median(v) * 1000 for n, v in samples.items()}
     print(f"pamtester open_session+close_session, {args.rounds} paired rounds, ms")
@@ -312,7 +322,6 @@ def main() -> int:
             f" {verdict} the target of {TARGET:.2f}"
         )
     print(f"floor / c = {med['floor'] / med['c']:.2f}  (pam_python's own price)")
-    return 0
 
 
 if __name__ == "__main__":
