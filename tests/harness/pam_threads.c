@@ -2,7 +2,8 @@
  * its own handle ITER times, all at once.
  *   cc -O2 -pthread -o pam_threads pam_threads.c -lpam
  *   pam_threads SERVICE USER NTHREADS ITER
- * Prints "ok N" or "failures N" and exits 0 only if every call succeeded. */
+ * Prints "ok N" or "failures N" and exits 0 only if every call succeeded;
+ * each failure's call and PAM error go to stderr (the first 20). */
 #include <pthread.h>
 #include <security/pam_appl.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 static const char *service, *user;
 static int iterations;
 static int failures;
+static int reported;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t start;
 
@@ -28,10 +30,17 @@ static void *worker(void *arg)
     pthread_barrier_wait(&start);
     for (i = 0; i < iterations; i++) {
         pam_handle_t *h = NULL;
+        const char *call = "pam_start";
         int rc = pam_start(service, user, &c, &h);
-        if (rc == PAM_SUCCESS) rc = pam_open_session(h, 0);
-        if (rc == PAM_SUCCESS) rc = pam_close_session(h, 0);
-        if (rc != PAM_SUCCESS) bad++;
+        if (rc == PAM_SUCCESS) { call = "pam_open_session"; rc = pam_open_session(h, 0); }
+        if (rc == PAM_SUCCESS) { call = "pam_close_session"; rc = pam_close_session(h, 0); }
+        if (rc != PAM_SUCCESS) {
+            bad++;
+            pthread_mutex_lock(&lock);
+            if (reported++ < 20)
+                fprintf(stderr, "iteration %d: %s: %d (%s)\n", i, call, rc, pam_strerror(h, rc));
+            pthread_mutex_unlock(&lock);
+        }
         if (h) pam_end(h, rc);
     }
     pthread_mutex_lock(&lock);

@@ -32,7 +32,18 @@ import pytest
 from pam_pykeyinit import host
 
 from ..conftest import require
-from ..pamlib import REPO, TOOLS, Users, as_user, line, pam_python_so, pamtester, system
+from ..pamlib import (
+    REPO,
+    TOOLS,
+    Users,
+    as_user,
+    captured,
+    line,
+    pam_python_so,
+    pamtester,
+    read_capture,
+    system,
+)
 
 REPORT_MODULE = TOOLS / "interpreter_report.py"
 FLOOR = REPO / "bench" / "floor_module.py"  # a pam_python module that returns at once
@@ -122,21 +133,57 @@ def pam_threads(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("threads", [1, 4, 8])
 def test_a_c_program_calling_pam_from_threads(
-    service, tree, gil_safe_so, users, pam_threads, threads
+    service, tree, gil_safe_so, users, pam_threads, threads, tmp_path
 ):
     """pam_start ... pam_end from several threads of a C program at once,
     through pam_pykeyinit on the GIL-safe build: every call succeeds, three
     times in a row. (Debian's build crashes here from two threads on on
-    Debian 12, and from one on Debian 13: README, Python PAM applications.)"""
+    Debian 12, and from one on Debian 13: README, Python PAM applications.)
+    A failure shows the harness's failed calls and the module's log."""
     svc = service([line("session", "required", f"{gil_safe_so} {tree}", "force revoke")])
     for _ in range(3):
-        proc = subprocess.run(
-            [str(pam_threads), svc, Users.GID_USER, str(threads), "50"],
-            capture_output=True,
-            text=True,
-            timeout=300,
+        cmd, out = captured([str(pam_threads), svc, Users.GID_USER, str(threads), "50"], tmp_path)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        logs = read_capture(out) or []
+        assert (proc.returncode, proc.stdout.strip()) == (0, f"ok {threads * 50}"), (
+            proc.stderr + "\n".join(entry["text"] for entry in logs[:20])
         )
-        assert (proc.returncode, proc.stdout.strip()) == (0, f"ok {threads * 50}"), proc.stderr
+
+
+@pytest.fixture(scope="module")
+def racy_version(tmp_path_factory) -> Path:
+    lib = tmp_path_factory.mktemp("racy") / "racy_version.so"
+    source = Path(__file__).parents[1] / "harness" / "racy_version.c"
+    system(
+        "gcc", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", "-o", str(lib), str(source)
+    )
+    return lib
+
+
+def test_threads_starting_at_once_all_read_the_python_version(
+    service, tree, gil_safe_so, users, pam_threads, racy_version, tmp_path
+):
+    """Patch 3002 compares the version the Py_* calls reach with the one
+    built in. Python 3.13's Py_GetVersion() marks its buffer filled before
+    filling it, so a thread that asks while another fills it reads "" and
+    was refused (the threads test above failed that way in 1 of about 400
+    fresh processes on Debian 13). Here racy_version.so, preloaded, is that
+    Py_GetVersion() with a window of 200 ms: eight threads start at once,
+    and with the version read once (pthread_once) every session opens."""
+    embedded = host.embedded_python(gil_safe_so)
+    assert embedded is not None
+    svc = service([line("session", "required", f"{gil_safe_so} {tree}", "force revoke")])
+    cmd, out = captured([str(pam_threads), svc, Users.GID_USER, "8", "1"], tmp_path)
+    env = {
+        "PATH": SYSTEM_PATH,
+        "LD_PRELOAD": str(racy_version),
+        "RACY_PY_VERSION": f"{embedded.name.removeprefix('python')}.0 (racy_version.so)",
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    logs = read_capture(out) or []
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok 8"), proc.stderr + "\n".join(
+        entry["text"] for entry in logs
+    )
 
 
 class Planted:
