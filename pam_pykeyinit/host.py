@@ -135,6 +135,21 @@ def pam_python_dir(pam_python_so: Path | None) -> str:
     return PAM_PYTHON_DEFAULT_DIR
 
 
+def names_interpreter(pam_python_so: Path) -> bool:
+    """Whether this pam_python.so names the interpreter it starts, as the
+    build of packaging/pam-python does (patch 3005) and Debian's does not:
+    only then does it hold the interpreter's absolute path as a wchar_t
+    string (".../python3.X" in UTF-32), which it gives Python as the program
+    name. Without one, Python takes its standard library from beside the
+    first python3 on PATH, the environment of the program calling PAM
+    (README, Python PAM applications)."""
+    try:
+        data = pam_python_so.read_bytes()
+    except OSError:
+        return False
+    return any("/python".encode(encoding) in data for encoding in ("utf-32-le", "utf-32-be"))
+
+
 def gil_safe(pam_python_so: Path) -> bool:
     """Whether this pam_python.so takes the GIL on entry from libpam, as the
     build of packaging/pam-python does (patch 3001) and Debian's does not:

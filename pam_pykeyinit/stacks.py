@@ -71,6 +71,12 @@ INTERACTIVE = (
     "sddm-autologin",
     "xrdp-sesman",
 )
+# Services of programs that run PAM as root for an unprivileged caller,
+# with the caller's environment: su, sudo, pkexec, passwd, chfn and chsh
+# are set-user-ID (a pam_python that does not name its interpreter lets
+# that caller's PATH choose Python's standard library). runuser, login,
+# sshd and cron are started by root and are not.
+SETUID_SERVICES = ("su", "su-l", "sudo", "sudo-i", "polkit-1", "passwd", "chfn", "chsh")
 # pam-auth-update's markers in the files it writes (pam-auth-update(8))
 MANAGED_MARKERS = ("# here are the per-package modules", "# end of pam-auth-update config")
 
@@ -472,6 +478,39 @@ def loader_refusal(target: str) -> str:
     )
 
 
+def setuid_callers(x: Line, reader: Reader) -> list[str]:
+    """The SETUID_SERVICES of this host whose stacks run the line ``x``
+    (the same line of the same file, reached through their includes)."""
+    callers = []
+    for service in SETUID_SERVICES:
+        if not reader.rules.find(service).is_file():
+            continue
+        lines, _ = reader.read(service)
+        if any((y.file, y.number) == (x.file, x.number) for y in lines):
+            callers.append(service)
+    return callers
+
+
+def unnamed_interpreter(so: Path, callers: list[str]) -> str:
+    """check's words on a pam_python.so without patch 3005."""
+    said = (
+        f"{so} starts Python without naming it (no patch 3005): Python takes its"
+        " standard library from beside the first python3 on the caller's PATH"
+    )
+    if callers:
+        return (
+            f"{said}, and {', '.join(callers)} {'run' if len(callers) > 1 else 'runs'} this"
+            " line as root with the caller's"
+            " environment: any local user can run code as root; install the project's"
+            " libpam-python or take pam_python out of this stack (README, Install)"
+        )
+    return (
+        f"{said}; no set-user-ID program's service ({', '.join(SETUID_SERVICES)}) runs"
+        " this line here, but one that did would let its callers run code as root"
+        " (README, Python PAM applications)"
+    )
+
+
 def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
     lines, findings = reader.read(service)
 
@@ -499,6 +538,12 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
             )
         if ctx.import_path_error:
             add(first, "warning", ctx.import_path_error)
+        for x in python_lines:
+            so = host.find_module(x.module, ctx.module_dirs)
+            if so is not None and not host.names_interpreter(so):
+                callers = setuid_callers(x, reader)
+                add(x, "error" if callers else "info", unnamed_interpreter(so, callers))
+                break
         for x in python_lines:
             so = host.find_module(x.module, ctx.module_dirs)
             if so is not None and not host.gil_safe(so):

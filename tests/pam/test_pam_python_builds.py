@@ -234,19 +234,12 @@ def planted(users) -> Iterator[Planted]:
         shutil.rmtree(top)
 
 
-def names_its_interpreter(so: Path) -> bool:
-    """Whether this pam_python.so has patch 3005: the interpreter's
-    absolute path, a wchar_t string, is in it."""
-    data = so.read_bytes()
-    return any("/python".encode(encoding) in data for encoding in ("utf-32-le", "utf-32-be"))
-
-
 def planted_code_runs(build: str, so: Path) -> bool:
     """What to expect of a build: ours must have the fix; the installed one
     (Debian's) runs the planted code unless it has it too."""
     if build == "gil-safe":
-        assert names_its_interpreter(so), f"{so} lacks patch 3005"
-    return not names_its_interpreter(so)
+        assert host.names_interpreter(so), f"{so} lacks patch 3005"
+    return not host.names_interpreter(so)
 
 
 @pytest.mark.parametrize("build", ["installed", "gil-safe"])

@@ -218,6 +218,37 @@ def test_which_pam_python_is_said(stacks, hosts, build):
         assert notes == [] and rc == 0, findings
 
 
+@pytest.mark.parametrize("build", ["stock", "3005"])
+def test_a_pam_python_that_does_not_name_its_interpreter(stacks, hosts, tree, build):
+    """A pam_python.so without patch 3005 (the interpreter's path as a
+    wchar_t string: Debian's build has none) lets the caller's PATH choose
+    Python's standard library: an error where a set-user-ID program's
+    service (su, here through an include) runs the line, an info where none
+    does (cron); nothing with the patched build."""
+    modules, _, clean, _ = hosts
+    so = modules / "pam_python.so"
+    named = "/usr/bin/python3.11\0".encode("utf-32-le") if build == "3005" else b""
+    so.write_bytes(b"\0libpython3.11.so.1.0\0PyGILState_Ensure\0" + named)
+    write(stacks, "common-session-py", f"session optional pam_python.so {tree} force")
+    write(stacks, "su", "auth include common-auth\nsession include common-session-py")
+    write(stacks, "cron", f"session optional pam_python.so {tree} force=auto")
+    seen, said = {}, []
+    for service in ("su", "cron"):
+        rc, findings = check(stacks, modules, clean, service)
+        notes = [f for f in findings if "patch 3005" in f["message"]]
+        seen[service] = rc, [(f["severity"], f["file"], f["line"]) for f in notes]
+        said += [f["message"] for f in notes]
+    if build == "stock":
+        assert seen == {
+            "su": (1, [("error", str(stacks / "common-session-py"), 1)]),
+            "cron": (0, [("info", str(stacks / "cron"), 1)]),
+        }
+        assert all(str(so) in message for message in said)
+        assert "su runs this line as root" in said[0] and "any local user" in said[0]
+    else:
+        assert seen == {"su": (0, []), "cron": (0, [])}
+
+
 # -- the folders and line rules, against libpam itself --------------------------
 
 
