@@ -5,8 +5,8 @@
  * the same with a window of one snprintf(); patch 3002 calls it once
  * (pthread_once), so no caller sees "".
  *   cc -O2 -shared -fPIC -o racy_version.so racy_version.c */
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 static char version[256];
@@ -18,7 +18,7 @@ const char *Py_GetVersion(void)
         struct timespec pause = {0, 200 * 1000 * 1000};
         const char *given = getenv("RACY_PY_VERSION");
         nanosleep(&pause, NULL);
-        strncpy(version, given ? given : "unset", sizeof(version) - 1);
+        snprintf(version, sizeof(version), "%s", given ? given : "unset");
     }
     return version;
 }
