@@ -258,6 +258,30 @@ def test_jupyterhubs_executor(stacks, users, workers, capsys):
         assert all(r["same_thread"] for rows in runs.values() for r in rows), runs
 
 
+def test_a_thread_that_only_authenticated_exits(service, tree, gil_safe_so, users):
+    """JupyterHub's authenticate on a service whose pam_python line is in the
+    session stack only: pam_start loads pam_python.so (and the libpython it
+    needs) without calling it, and pam_end unloads it. With Python 3.13,
+    libpython's constructor (mimalloc's) gives the loading thread a key
+    whose destructor lies in libpython, so that thread's exit jumped into
+    the unmapped library (SIGSEGV) until patch 3003 pinned libpython at
+    load time (with the 3003 that pinned it at pam_python's first call,
+    this test crashed every time on Debian 13). Python 3.11 (Debian 12) has
+    no such constructor: there it passes with either build."""
+    svc = service(
+        [
+            line("auth", "required", "pam_permit.so"),
+            line("account", "required", "pam_permit.so"),
+            line("session", "required", f"{gil_safe_so} {tree}", "force revoke"),
+        ]
+    )
+    rc, out, err = client("authenticate", svc, [Users.GID_USER, Users.PEER])
+    assert (rc, out.get("authenticated")) == (
+        0,
+        {Users.GID_USER: "ok", Users.PEER: "ok"},
+    ), err
+
+
 # -- the host's interpreter ------------------------------------------------------
 
 

@@ -20,6 +20,9 @@ call succeeded):
     executor      JupyterHub's pattern: open_session on a ThreadPoolExecutor
                   of --count workers, then close_session on it, for each
                   USER; which worker ran each, and @s of that worker
+    authenticate  JupyterHub's authenticate: for each USER, a thread runs
+                  pamela.authenticate (pam_start ... pam_end; no call
+                  reaches a session line) and exits
 """
 
 from __future__ import annotations
@@ -160,6 +163,24 @@ def main() -> int:
                     }
                 )
         out["runs"] = runs
+    elif args.scenario == "authenticate":
+        said: dict[str, str] = {}
+
+        def authenticate(user: str) -> None:
+            import pamela
+
+            try:
+                pamela.authenticate(user, "unused", service=args.service)
+                said[user] = "ok"
+            except pamela.PAMError as exc:
+                said[user] = repr(exc)
+
+        for user in args.users:
+            worker = threading.Thread(target=authenticate, args=(user,))
+            worker.start()
+            worker.join()  # the thread has exited: its keys' destructors ran
+        out["authenticated"] = said
+        ok = all(v == "ok" for v in said.values())
     else:
         parser.error(f"unknown scenario {args.scenario}")
     print(json.dumps(out))

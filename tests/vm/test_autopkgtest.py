@@ -54,6 +54,8 @@ def test_jupyterhub_opens_and_closes_a_session_through_each_module(artifacts):
     assert report["failures"] == []
     assert "+pykeyinit" in report["install"]
     assert report["pam_pykeyinit, Debian's pam_python"]["rc"] in (-11, -6)  # the crash
+    # patch 3003: the authenticating thread's exit once libpython had moved
+    assert report["pam_pykeyinit, GIL-safe pam_python, busy executor"]["rc"] == 0
     for workers in ("1", "4"):
         for seen in report[f"outcome, {workers} worker(s)"].values():
             assert seen["authenticated"] == "pykt-jh" and seen["open"] is True, seen
