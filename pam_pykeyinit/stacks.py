@@ -538,12 +538,14 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
             )
         if ctx.import_path_error:
             add(first, "warning", ctx.import_path_error)
+        unnamed = []
         for x in python_lines:
             so = host.find_module(x.module, ctx.module_dirs)
             if so is not None and not host.names_interpreter(so):
-                callers = setuid_callers(x, reader)
-                add(x, "error" if callers else "info", unnamed_interpreter(so, callers))
-                break
+                unnamed.append((x, so, setuid_callers(x, reader)))
+        # every line a set-user-ID program runs is an error; else one note
+        for x, so, callers in [u for u in unnamed if u[2]] or unnamed[:1]:
+            add(x, "error" if callers else "info", unnamed_interpreter(so, callers))
         for x in python_lines:
             so = host.find_module(x.module, ctx.module_dirs)
             if so is not None and not host.gil_safe(so):

@@ -232,8 +232,10 @@ def test_a_pam_python_that_does_not_name_its_interpreter(stacks, hosts, tree, bu
     write(stacks, "common-session-py", f"session optional pam_python.so {tree} force")
     write(stacks, "su", "auth include common-auth\nsession include common-session-py")
     write(stacks, "cron", f"session optional pam_python.so {tree} force=auto")
+    # a line of its own first, then the one su runs too
+    write(stacks, "mixed", f"session optional pam_python.so {tree}\n@include common-session-py")
     seen, said = {}, []
-    for service in ("su", "cron"):
+    for service in ("su", "cron", "mixed"):
         rc, findings = check(stacks, modules, clean, service)
         notes = [f for f in findings if "patch 3005" in f["message"]]
         seen[service] = rc, [(f["severity"], f["file"], f["line"]) for f in notes]
@@ -242,11 +244,12 @@ def test_a_pam_python_that_does_not_name_its_interpreter(stacks, hosts, tree, bu
         assert seen == {
             "su": (1, [("error", str(stacks / "common-session-py"), 1)]),
             "cron": (0, [("info", str(stacks / "cron"), 1)]),
+            "mixed": (1, [("error", str(stacks / "common-session-py"), 1)]),
         }
         assert all(str(so) in message for message in said)
         assert "su runs this line as root" in said[0] and "any local user" in said[0]
     else:
-        assert seen == {"su": (0, []), "cron": (0, [])}
+        assert seen == {"su": (0, []), "cron": (0, []), "mixed": (0, [])}
 
 
 # -- the folders and line rules, against libpam itself --------------------------
