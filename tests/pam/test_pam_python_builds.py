@@ -173,13 +173,13 @@ def test_threads_starting_at_once_all_read_the_python_version(
     embedded = host.embedded_python(gil_safe_so)
     assert embedded is not None
     svc = service([line("session", "required", f"{gil_safe_so} {tree}", "force revoke")])
-    cmd, out = captured([str(pam_threads), svc, Users.GID_USER, "8", "1"], tmp_path)
-    env = {
-        "PATH": SYSTEM_PATH,
-        "LD_PRELOAD": str(racy_version),
-        "RACY_PY_VERSION": f"{embedded.name.removeprefix('python')}.0 (racy_version.so)",
-    }
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    version = f"{embedded.name.removeprefix('python')}.0 (racy_version.so)"
+    preloaded = ["env", f"LD_PRELOAD={racy_version}", f"RACY_PY_VERSION={version}"]
+    threads = [str(pam_threads), svc, Users.GID_USER, "8", "1"]
+    cmd, out = captured([*preloaded, *threads], tmp_path)  # the log capture not preloaded
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={"PATH": SYSTEM_PATH}
+    )
     logs = read_capture(out) or []
     assert (proc.returncode, proc.stdout.strip()) == (0, "ok 8"), proc.stderr + "\n".join(
         entry["text"] for entry in logs
