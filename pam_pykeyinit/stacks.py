@@ -427,6 +427,8 @@ class Context:
     pam_python_dir: str  # where pam_python takes a relative file from
     import_path_problems: list[str] = field(default_factory=list)
     import_path_error: str = ""
+    # (file, line) -> the SETUID_SERVICES that run it; read on first need
+    setuid_lines: dict[tuple[str, int], list[str]] | None = None
 
 
 def import_path_problems(path: list[str]) -> list[str]:
@@ -478,17 +480,19 @@ def loader_refusal(target: str) -> str:
     )
 
 
-def setuid_callers(x: Line, reader: Reader) -> list[str]:
+def setuid_callers(x: Line, reader: Reader, ctx: Context) -> list[str]:
     """The SETUID_SERVICES of this host whose stacks run the line ``x``
-    (the same line of the same file, reached through their includes)."""
-    callers = []
-    for service in SETUID_SERVICES:
-        if not reader.rules.find(service).is_file():
-            continue
-        lines, _ = reader.read(service)
-        if any((y.file, y.number) == (x.file, x.number) for y in lines):
-            callers.append(service)
-    return callers
+    (the same line of the same file, reached through their includes).
+    Their stacks are read once per run, into ctx.setuid_lines."""
+    if ctx.setuid_lines is None:
+        ctx.setuid_lines = {}
+        for service in SETUID_SERVICES:
+            if reader.rules.find(service).is_file():
+                for y in reader.read(service)[0]:
+                    callers = ctx.setuid_lines.setdefault((y.file, y.number), [])
+                    if service not in callers:
+                        callers.append(service)
+    return ctx.setuid_lines.get((x.file, x.number), [])
 
 
 def unnamed_interpreter(so: Path, callers: list[str]) -> str:
@@ -542,7 +546,7 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
         for x in python_lines:
             so = host.find_module(x.module, ctx.module_dirs)
             if so is not None and not host.names_interpreter(so):
-                unnamed.append((x, so, setuid_callers(x, reader)))
+                unnamed.append((x, so, setuid_callers(x, reader, ctx)))
         # every line a set-user-ID program runs is an error; else one note
         for x, so, callers in [u for u in unnamed if u[2]] or unnamed[:1]:
             add(x, "error" if callers else "info", unnamed_interpreter(so, callers))
