@@ -290,12 +290,16 @@ class Tools:
         self.harness = dest / "pamharness"
         self.failinject = dest / "failinject.so"
         self.seccomp_fail = dest / "seccomp_fail"
+        self.pam_threads = dest / "pam_threads"
+        self.racy_version = dest / "racy_version.so"
         cc = ["gcc", "-Wall", "-Wextra", "-Werror", "-O2"]
         system(*cc, "-o", str(self.harness), str(src / "pamharness.c"), "-lpam", "-lpthread")
         system(
             *cc, "-shared", "-fPIC", "-o", str(self.failinject), str(src / "failinject.c"), "-ldl"
         )
         system(*cc, "-o", str(self.seccomp_fail), str(src / "seccomp_fail.c"))
+        system(*cc, "-pthread", "-o", str(self.pam_threads), str(src / "pam_threads.c"), "-lpam")
+        system(*cc, "-shared", "-fPIC", "-o", str(self.racy_version), str(src / "racy_version.c"))
 
 
 class HarnessResult:

@@ -35,6 +35,7 @@ from ..conftest import require
 from ..pamlib import (
     REPO,
     TOOLS,
+    Tools,
     Users,
     as_user,
     captured,
@@ -42,7 +43,6 @@ from ..pamlib import (
     pam_python_so,
     pamtester,
     read_capture,
-    system,
 )
 
 REPORT_MODULE = TOOLS / "interpreter_report.py"
@@ -112,28 +112,25 @@ def test_isolation_is_debians(service, gil_safe_so, tmp_path):
     }
 
 
-@pytest.fixture(scope="module")
-def pam_threads(tmp_path_factory) -> Path:
-    exe = tmp_path_factory.mktemp("threads") / "pam_threads"
-    source = Path(__file__).parents[1] / "harness" / "pam_threads.c"
-    system(
-        "gcc",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-O2",
-        "-pthread",
-        "-o",
-        str(exe),
-        str(source),
-        "-lpam",
+def threads_run(
+    tools: Tools, svc: str, threads: int, rounds: int, folder: Path, *env: str
+) -> tuple[tuple[int, str], str]:
+    """pam_threads SVC pykt-gid THREADS ROUNDS (with the environment words
+    ``env`` given to it alone, through env(1)) inside the log capture: its
+    (status, stdout), and its stderr with the module's log for a message."""
+    words = [str(tools.pam_threads), svc, Users.GID_USER, str(threads), str(rounds)]
+    cmd, out = captured(["env", *env, *words], folder)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={"PATH": SYSTEM_PATH}
     )
-    return exe
+    logs = read_capture(out) or []
+    said = proc.stderr + "\n".join(entry["text"] for entry in logs[:20])
+    return (proc.returncode, proc.stdout.strip()), said
 
 
 @pytest.mark.parametrize("threads", [1, 4, 8])
 def test_a_c_program_calling_pam_from_threads(
-    service, tree, gil_safe_so, users, pam_threads, threads, tmp_path
+    service, tree, gil_safe_so, users, tools, threads, tmp_path
 ):
     """pam_start ... pam_end from several threads of a C program at once,
     through pam_pykeyinit on the GIL-safe build: every call succeeds, three
@@ -142,26 +139,12 @@ def test_a_c_program_calling_pam_from_threads(
     A failure shows the harness's failed calls and the module's log."""
     svc = service([line("session", "required", f"{gil_safe_so} {tree}", "force revoke")])
     for _ in range(3):
-        cmd, out = captured([str(pam_threads), svc, Users.GID_USER, str(threads), "50"], tmp_path)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        logs = read_capture(out) or []
-        assert (proc.returncode, proc.stdout.strip()) == (0, f"ok {threads * 50}"), (
-            proc.stderr + "\n".join(entry["text"] for entry in logs[:20])
-        )
-
-
-@pytest.fixture(scope="module")
-def racy_version(tmp_path_factory) -> Path:
-    lib = tmp_path_factory.mktemp("racy") / "racy_version.so"
-    source = Path(__file__).parents[1] / "harness" / "racy_version.c"
-    system(
-        "gcc", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", "-o", str(lib), str(source)
-    )
-    return lib
+        got, said = threads_run(tools, svc, threads, 50, tmp_path)
+        assert got == (0, f"ok {threads * 50}"), said
 
 
 def test_threads_starting_at_once_all_read_the_python_version(
-    service, tree, gil_safe_so, users, pam_threads, racy_version, tmp_path
+    service, tree, gil_safe_so, users, tools, tmp_path
 ):
     """Patch 3002 compares the version the Py_* calls reach with the one
     built in. Python 3.13's Py_GetVersion() marks its buffer filled before
@@ -170,20 +153,11 @@ def test_threads_starting_at_once_all_read_the_python_version(
     fresh processes on Debian 13). Here racy_version.so, preloaded, is that
     Py_GetVersion() with a window of 200 ms: eight threads start at once,
     and with the version read once (pthread_once) every session opens."""
-    embedded = host.embedded_python(gil_safe_so)
-    assert embedded is not None
+    version = f"{embedded_version(gil_safe_so)}.0 (racy_version.so)"
     svc = service([line("session", "required", f"{gil_safe_so} {tree}", "force revoke")])
-    version = f"{embedded.name.removeprefix('python')}.0 (racy_version.so)"
-    preloaded = ["env", f"LD_PRELOAD={racy_version}", f"RACY_PY_VERSION={version}"]
-    threads = [str(pam_threads), svc, Users.GID_USER, "8", "1"]
-    cmd, out = captured([*preloaded, *threads], tmp_path)  # the log capture not preloaded
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=120, env={"PATH": SYSTEM_PATH}
-    )
-    logs = read_capture(out) or []
-    assert (proc.returncode, proc.stdout.strip()) == (0, "ok 8"), proc.stderr + "\n".join(
-        entry["text"] for entry in logs
-    )
+    preload = [f"LD_PRELOAD={tools.racy_version}", f"RACY_PY_VERSION={version}"]
+    got, said = threads_run(tools, svc, 8, 1, tmp_path, *preload)
+    assert got == (0, "ok 8"), said
 
 
 class Planted:
