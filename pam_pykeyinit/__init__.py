@@ -1,6 +1,7 @@
 """pam_pykeyinit: pam_keyinit's session keyring, as a pam_python module.
 
-Kept empty of imports: pam_module.py imports only what a login needs.
+Kept empty of imports: a login runs only the modules it needs
+(trust.LOGIN_MODULES).
 """
 
 __version__ = "0.2.0"

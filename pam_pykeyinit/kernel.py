@@ -329,7 +329,7 @@ class Kernel:
         The fs IDs come from setfs[ug]id(2) with -1, an invalid ID: the
         call changes nothing and returns the current value. kernel/sys.c's
         __sys_setfsuid() returns on !uid_valid() before prepare_creds(), so
-        no credentials are made or committed (creds.py says why that
+        no credentials are made or committed (keyinit.py says why that
         matters); reading /proc/thread-self/status instead cost 90 us a
         read here, four reads a login.
         """

@@ -2,7 +2,7 @@
 
 import os
 import stat
-import sys
+from _frozen_importlib_external import SourceFileLoader, cache_from_source
 
 
 def unsafe(path, strict):  # type: (str, bool) -> str
@@ -15,61 +15,37 @@ def unsafe(path, strict):  # type: (str, bool) -> str
     return ""
 
 
-def above_problem(path):  # type: (str) -> str
-    why = ""
-    while path != "/" and not why:
-        path = os.path.dirname(path)
-        why = unsafe(path, False)
-    return why
-
-
-def package_problem(pkgdir):  # type: (str) -> str
-    folders, why = [pkgdir], above_problem(pkgdir)
-    while folders and not why:
-        folder = folders.pop()
-        why = unsafe(folder, True)
-        for entry in os.scandir(folder):
-            why = why or unsafe(entry.path, True)
-            if entry.name == "__pycache__" and entry.is_dir(follow_symlinks=False):
-                folders.append(entry.path)
+def first_problem(pkgdir):  # type: (str) -> str
+    trust, folder = pkgdir + "/trust.py", pkgdir
+    why = unsafe(pkgdir, True) or unsafe(trust, True)
+    while folder != "/" and not why:
+        folder = os.path.dirname(folder)
+        why = unsafe(folder, False)
+    for entry in (pkgdir + "/__pycache__", cache_from_source(trust)):
+        if not why and os.path.lexists(entry):
+            why = unsafe(entry, True)
     return why
 
 
 def load(path):  # type: (str) -> tuple[dict[str, object], str]
     pkgdir = os.path.dirname(os.path.realpath(path))
-    why = package_problem(pkgdir)
+    why = first_problem(pkgdir)
     if why:
         return {}, why
-    package = sys.modules.get("pam_pykeyinit")
-    if package is None:
-        import _frozen_importlib as bootstrap
-        import _frozen_importlib_external as external
-
-        spec = external.spec_from_file_location(
-            "pam_pykeyinit", pkgdir + "/__init__.py", submodule_search_locations=[pkgdir]
-        )
-        assert spec is not None and spec.loader is not None  # always, for a .py file
-        package = sys.modules["pam_pykeyinit"] = bootstrap.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(package)
-        except BaseException:
-            del sys.modules["pam_pykeyinit"]
-            raise
-    if list(package.__path__) != [pkgdir]:
-        return {}, f"another pam_pykeyinit is loaded in this process: {package.__path__}"
-    from pam_pykeyinit import trust
-
-    return trust.handlers(path, unsafe)
+    name = "pam_pykeyinit.trust"
+    trust = {"__name__": name}  # type: dict[str, object]
+    code = SourceFileLoader(name, pkgdir + "/trust.py").get_code(name)
+    exec(code, trust)  # type: ignore[arg-type]  # noqa: S102 - checked by first_problem
+    return trust["handlers"](path, pkgdir, unsafe)  # type: ignore[operator,no-any-return]
 
 
 def refuse(pamh, flags, argv):  # type: (object, int, list[str]) -> int
-    try:  # a bare syslog(3), LOG_AUTHPRIV | LOG_ERR, as kernel.syslog makes
-        import ctypes
+    try:  # a bare syslog(3) at LOG_AUTHPRIV | LOG_ERR, as kernel.syslog makes; the
+        import ctypes  # line holds paths and the service name, C strings: no NUL
 
-        line = f"pam_pykeyinit({getattr(pamh, 'service', None) or '<unknown>'}):"
+        line = f"pam_pykeyinit({pamh.service or '<unknown>'}):"  # type: ignore[attr-defined]
         line += f" refusing to load {__file__}: {_refusal}"
-        data = line.replace("\0", "\\0").encode("utf-8", "backslashreplace")
-        ctypes.CDLL(None).syslog(ctypes.c_int(83), b"%s", data)
+        ctypes.CDLL(None).syslog(83, b"%s", line.encode("utf-8", "backslashreplace"))
     except Exception:  # noqa: BLE001, S110 - refuse even if logging fails
         pass
     return 3  # PAM_SERVICE_ERR

@@ -30,8 +30,8 @@ file name of that folder, or a service file convert cannot read is an
 InputError (exit 2). A service name is lowered, as pam_start() lowers it.
 
 The loader's trust rule is the loader's own (pam_module.unsafe,
-pam_module.above_problem, pam_module.package_problem, trust.walk_problem),
-never a second copy.
+pam_module.first_problem, trust.problem, trust.walk_problem), never a
+second copy.
 """
 
 from __future__ import annotations
@@ -435,13 +435,14 @@ def import_path_problems(path: list[str]) -> list[str]:
     """The loader's rule applied to each folder of an import path: the folder
     itself (or, if missing, the nearest folder that exists, where it could be
     created) must be root's and not writable by others, and so must the
-    folders above it, which may be sticky (pam_module.above_problem)."""
+    folders and symlinks on the way to it, which may be sticky
+    (trust.walk_problem)."""
     problems: list[str] = []
     for entry in path:
         here = os.path.abspath(entry)
         while not os.path.lexists(here) and here != "/":
             here = os.path.dirname(here)
-        why = pam_module.unsafe(here, True) or pam_module.above_problem(here)
+        why = trust.walk_problem(here, pam_module.unsafe)
         if why and why not in problems:
             problems.append(why)
     return problems
@@ -475,8 +476,9 @@ def loader_refusal(target: str) -> str:
     real = os.path.realpath(target)
     if not os.path.exists(os.path.join(os.path.dirname(real), "__init__.py")):
         return f"{target} is not the pam_module.py of a pam_pykeyinit package"
-    return pam_module.package_problem(os.path.dirname(real)) or trust.walk_problem(
-        os.path.abspath(target), pam_module.unsafe
+    pkgdir = os.path.dirname(real)
+    return pam_module.first_problem(pkgdir) or trust.problem(
+        os.path.abspath(target), pkgdir, pam_module.unsafe
     )
 
 

@@ -142,49 +142,50 @@ def services(modules: "dict[str, str]") -> "Iterator[dict[str, str]]":
 # before. In every copy refuse() answers PAM_SUCCESS at once (the stop
 # leaves the loader without handlers), so only the steps are counted.
 ANSWER = ("pam_module.py", "    try:  # a bare syslog", "    return 0\n    try:  # a bare syslog")
-STOP_TRUST = ("trust.py", "    from . import keyinit\n", "    {}\n    return {{}}, ''\n")
+STOP = "    return {}, ''\n"
+
+
+def stop_before(text: str, *also: str) -> "list[Edit]":
+    """trust.py returns before ``text``, after the lines ``also``."""
+    return [("trust.py", text, "".join(f"    {a}\n" for a in also) + STOP + text)]
+
+
+LOGIN_MODULES = 'LOGIN_MODULES = ("kernel", "keyinit")'
 STAGES: "list[tuple[str, list[Edit]]]" = [
     (
         "pam_python compiles the loader (none of it runs)",
-        [
-            ("pam_module.py", 'if __name__ != "pam_pykeyinit.pam_module":', 'if __name__ == "":'),
-        ],
+        [("pam_module.py", 'if __name__ != "pam_pykeyinit.pam_module":', 'if __name__ == "":')],
     ),
     (
-        "the package check (lstat of the folders and files)",
+        "the first step: the package folder, the folders above it, trust.py and its bytecode",
         [
             (
                 "pam_module.py",
-                "    if why:\n        return {}, why\n    package",
-                "    return {}, why\n    package",
-            ),
+                "    if why:\n        return {}, why\n    name",
+                "    return {}, why\n    name",
+            )
         ],
     ),
+    ("trust.py, from its bytecode", stop_before("    why = problem(path, pkgdir, unsafe)\n")),
     (
-        "the package itself (__init__.py)",
-        [
-            ("pam_module.py", "    from pam_pykeyinit import trust\n", "    return {}, ''\n"),
-        ],
+        "the second step: every other file of the package, the walk of the path",
+        stop_before("    package = _module("),
     ),
-    (
-        "trust.py and the walk of the path pam_python was given",
-        [
-            (STOP_TRUST[0], STOP_TRUST[1], STOP_TRUST[2].format("pass")),
-        ],
-    ),
+    ("the package itself (__init__.py)", stop_before("    modules = {")),
     (
         "_ctypes (dlopen of the extension and libffi)",
+        stop_before("    modules = {", "import _ctypes"),
+    ),
+    (
+        "kernel.py",
         [
-            (STOP_TRUST[0], STOP_TRUST[1], STOP_TRUST[2].format("import _ctypes")),
+            ("trust.py", LOGIN_MODULES, 'LOGIN_MODULES = ("kernel",)'),
+            ("trust.py", '    return dict(modules["keyinit"].HANDLERS), ""\n', STOP),
         ],
     ),
-    ("kernel.py", [(STOP_TRUST[0], STOP_TRUST[1], STOP_TRUST[2].format("from . import kernel"))]),
-    ("creds.py", [(STOP_TRUST[0], STOP_TRUST[1], STOP_TRUST[2].format("from . import creds"))]),
     (
-        "keyinit.py, with pwd and _thread",
-        [
-            (STOP_TRUST[0], STOP_TRUST[1], STOP_TRUST[2].format("from . import keyinit")),
-        ],
+        "keyinit.py, with pwd",
+        [("trust.py", '    return dict(modules["keyinit"].HANDLERS), ""\n', STOP)],
     ),
     ("open_session and close_session", []),
 ]

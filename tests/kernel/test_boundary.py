@@ -1,4 +1,4 @@
-"""kernel.py and creds.py against the real kernel."""
+"""kernel.py and keyinit.Switch against the real kernel."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_join_and_link_make_a_user_keyring_link(child):
 THREAD_WATCH = """
     import os, threading, time
     from pam_pykeyinit import kernel
-    from pam_pykeyinit.creds import REAL, Switch
+    from pam_pykeyinit.keyinit import REAL, Switch
     k = kernel.load()
     seen, stop = set(), threading.Event()
     def watch():
@@ -126,7 +126,7 @@ def test_switch_restores_saved_and_fs_ids_exactly(child):
     got = child("""
         import os
         from pam_pykeyinit import kernel
-        from pam_pykeyinit.creds import EFFECTIVE, Switch
+        from pam_pykeyinit.keyinit import EFFECTIVE, Switch
         k = kernel.load()
         k.setresgid(0, 0, 4242); k.setfsgid(4343)
         k.setresuid(0, 0, 4141); k.setfsuid(4444)

@@ -7,11 +7,13 @@ Ownership and modes need root; the logins run through pamtester.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import runpy
 import shutil
 import subprocess
 import tempfile
+from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 import pytest
@@ -33,9 +35,6 @@ from ..pamlib import (
 
 NOBODY = 65534
 USER_SES = ses(Users.GID_UID, Users.GID_GID)
-# What a login imports of the package, besides the package itself (pinned by
-# test_a_login_imports_only_the_login_modules).
-LOGIN_MODULES = ("__init__", "creds", "kernel", "keyinit", "trust")
 
 # -- the rule, on real files -------------------------------------------------
 
@@ -139,17 +138,26 @@ def refused(res) -> str:
     return lines[0]["text"]
 
 
-@pytest.mark.parametrize("what", ["folder", "sticky", "file", "pycache", "owner"])
+@pytest.mark.parametrize(
+    "what", ["folder", "sticky", "file", "pycache", "owner", "trust", "trust-bytecode", "cli"]
+)
 def test_replaceable_package_is_refused(tmp_path, probe, service, users, what):
+    """Each file the loader's first step checks before it runs trust.py
+    (the folder, trust.py, its bytecode), and files that only the second
+    step checks (the login's modules, a file no login runs)."""
     top = Path(tempfile.mkdtemp(prefix="pykt-unsafe-"))
     try:
         module = install_tree(top)
+        (trust_bytecode,) = (module.parent / "__pycache__").glob("trust.*.pyc")
         target = {
             "folder": module.parent,
             "sticky": module.parent,
             "file": module.parent / "keyinit.py",
             "pycache": module.parent / "__pycache__",
             "owner": module.parent / "kernel.py",
+            "trust": module.parent / "trust.py",
+            "trust-bytecode": trust_bytecode,
+            "cli": module.parent / "cli.py",
         }[what]
         if what == "owner":
             os.chown(target, Users.PEER_UID, -1)
@@ -160,6 +168,51 @@ def test_replaceable_package_is_refused(tmp_path, probe, service, users, what):
         svc = service([line("session", "required", py_module(module), "force"), probe])
         text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
         assert str(target) in text
+    finally:
+        shutil.rmtree(top)
+
+
+PLANTED_TRUST = """
+open({marker!r}, "a").write("trust.py ran\\n")
+
+
+def handlers(path, pkgdir, unsafe):
+    return {{}}, "planted"
+"""
+
+
+@pytest.mark.parametrize("form", ["source", "bytecode"])
+def test_the_first_step_runs_nothing_it_has_not_checked(tmp_path, service, users, form):
+    """trust.py is the first file of the package that runs: planted as its
+    source (no bytecode) or as bytecode that the import system takes as
+    current, it runs while root-owned and private, and never once it is
+    writable by others."""
+    marker = tmp_path / "ran"
+    top = Path(tempfile.mkdtemp(prefix="pykt-first-"))
+    try:
+        module = install_tree(top)
+        source = module.parent / "trust.py"
+        (bytecode,) = (module.parent / "__pycache__").glob("trust.*.pyc")
+        planted = compile(PLANTED_TRUST.format(marker=str(marker)), str(source), "exec")
+        if form == "source":
+            source.write_text(PLANTED_TRUST.format(marker=str(marker)))
+            bytecode.unlink()
+            target = source
+        else:  # valid for the real trust.py: its mtime and size in the header
+            st = source.stat()
+            header = MAGIC_NUMBER + bytes(4)
+            header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+            header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+            bytecode.write_bytes(header + marshal.dumps(planted))
+            target = bytecode
+        svc = service([line("session", "required", py_module(module), "force")])
+        res = pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path)
+        assert "planted" in refused(res) and marker.read_text() == "trust.py ran\n"
+        marker.unlink()
+        os.chmod(target, 0o666)
+        text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+        assert f"{target} is writable by group or others" in text
+        assert not marker.exists()
     finally:
         shutil.rmtree(top)
 
@@ -189,7 +242,7 @@ def test_hostile_environment_is_never_imported(tmp_path, tree, probe, service, u
     marker = tmp_path / "imported"
     plant = tmp_path / "plant"
     for name in (
-        *(f"pam_pykeyinit/{module}" for module in LOGIN_MODULES),
+        *(f"pam_pykeyinit/{module}" for module in ("__init__", "trust", *trust.LOGIN_MODULES)),
         "_ctypes",
         "ctypes/__init__",
         "pwd",
@@ -234,14 +287,18 @@ class Handle:  # what pam_python's pamh offers the module
 
 argv = [path, *sys.argv[2:]]
 codes = [namespace[f](Handle(), 0, argv) for f in ("pam_sm_open_session", "pam_sm_close_session")]
-print(json.dumps([codes, sorted(set(sys.modules) - before)]))
+imported = {m: sys.modules[m].__spec__ is None for m in set(sys.modules) - before}
+print(json.dumps([namespace["_refusal"], codes, imported]))
 """
 
 
 @pytest.mark.parametrize("args", ["force revoke", "force=auto persistent unavailable=ignore"])
-def test_a_login_imports_only_the_login_modules(tree, args):
+def test_a_login_runs_only_the_login_modules_itself(tree, args):
     """The loader run as pam_python runs it, on the interpreter pam_python
-    embeds: neither the pykeyinit command nor anything else is imported."""
+    embeds: of the package, only the package and trust.LOGIN_MODULES are
+    loaded, and the second step ran each of them itself (no __spec__: the
+    import system, its finders and the host's import hooks never saw them);
+    neither the pykeyinit command nor anything else is imported."""
     require_root()
     so = pam_python_so()
     interpreter = (so and host.embedded_python(so)) or "/usr/bin/python3"
@@ -252,9 +309,12 @@ def test_a_login_imports_only_the_login_modules(tree, args):
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    codes, imported = json.loads(proc.stdout)
-    assert codes == [PAM_SUCCESS, PAM_SUCCESS]
-    assert [m for m in imported if m.startswith("pam_pykeyinit")] == [
-        "pam_pykeyinit" if m == "__init__" else f"pam_pykeyinit.{m}" for m in LOGIN_MODULES
-    ]
-    assert [m for m in imported if not m.startswith("pam_pykeyinit")] == ["_ctypes", "pwd"]
+    refusal, codes, imported = json.loads(proc.stdout)
+    assert (refusal, codes) == ("", [PAM_SUCCESS, PAM_SUCCESS])
+    ours = {
+        m: run_by_trust for m, run_by_trust in imported.items() if m.startswith("pam_pykeyinit")
+    }
+    assert ours == {
+        m: True for m in ("pam_pykeyinit", "pam_pykeyinit.kernel", "pam_pykeyinit.keyinit")
+    }
+    assert sorted(m for m in imported if m not in ours) == ["_ctypes", "pwd"]
