@@ -100,7 +100,7 @@ def problem(path: str, pkgdir: str, unsafe: "Callable[[str, bool], str]") -> str
 
 # The package's modules that a login runs, in the order they import each
 # other. _module() runs them: through the import system (finders, specs,
-# module locks) each would cost every login some 0.25 million instructions
+# module locks) each would cost every login some 0.2 million instructions
 # more (README.md, "Speed"). A module of the package that is not listed
 # still loads, through the import system, from the package's __path__ (the
 # checked folder); tests/pam/test_loader.py fails until it is listed.
