@@ -14,8 +14,8 @@ with COMMAND's status once COMMAND runs, and as env(1) otherwise: 125 for
 its own failures (usage and keyring), 126 if COMMAND cannot be executed,
 127 if it is not found. Options are never abbreviated (--w is not --write).
 
-Never imported at login: pam_module.py imports keyinit.py, which imports
-nothing of this (tests/pam/test_loader.py checks what a login imports).
+Never imported at login: the loader runs kernel.py and keyinit.py, which
+import nothing of this (tests/pam/test_loader.py checks what a login loads).
 """
 
 from __future__ import annotations

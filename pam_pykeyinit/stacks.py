@@ -431,18 +431,29 @@ class Context:
     setuid_lines: dict[tuple[str, int], list[str]] | None = None
 
 
+def _existing(path: str) -> str:
+    """``path``, or the nearest folder above it that exists: where it could
+    be created."""
+    while not os.path.lexists(path) and path != "/":
+        path = os.path.dirname(path)
+    return path
+
+
 def import_path_problems(path: list[str]) -> list[str]:
     """The loader's rule applied to each folder of an import path: the folder
     itself (or, if missing, the nearest folder that exists, where it could be
     created) must be root's and not writable by others, and so must the
     folders and symlinks on the way to it, which may be sticky
-    (trust.walk_problem)."""
+    (trust.walk_problem). A symlink that leads nowhere is judged by the way
+    to it and by where its target could be created."""
     problems: list[str] = []
     for entry in path:
-        here = os.path.abspath(entry)
-        while not os.path.lexists(here) and here != "/":
-            here = os.path.dirname(here)
-        why = trust.walk_problem(here, pam_module.unsafe)
+        here = _existing(os.path.abspath(entry))
+        try:
+            why = trust.walk_problem(here, pam_module.unsafe)
+        except FileNotFoundError:
+            why = trust.walk_problem(os.path.dirname(here), pam_module.unsafe)
+            why = why or trust.walk_problem(_existing(os.path.realpath(here)), pam_module.unsafe)
         if why and why not in problems:
             problems.append(why)
     return problems
@@ -477,9 +488,12 @@ def loader_refusal(target: str) -> str:
     if not os.path.exists(os.path.join(os.path.dirname(real), "__init__.py")):
         return f"{target} is not the pam_module.py of a pam_pykeyinit package"
     pkgdir = os.path.dirname(real)
-    return pam_module.first_problem(pkgdir) or trust.problem(
-        os.path.abspath(target), pkgdir, pam_module.unsafe
-    )
+    try:
+        return pam_module.first_problem(pkgdir) or trust.problem(
+            os.path.abspath(target), pkgdir, pam_module.unsafe
+        )
+    except OSError as err:  # the loader's refusal, in its words (a missing trust.py)
+        return f"{type(err).__name__}: {err}"
 
 
 def setuid_callers(x: Line, reader: Reader, ctx: Context) -> list[str]:

@@ -11,7 +11,8 @@ bench` shows what each step costs (README.md, "Speed").
 Trust, in two steps, as sshd's StrictModes, one rule (pam_module.unsafe):
 owned by root and not writable by group or others; a folder on the way may
 be writable if it is sticky (like /tmp), since then only the owner of its
-root-owned entry can rename it. Nothing runs before it was checked.
+root-owned entry can rename it. No file of the package runs before it
+was checked.
 
 First, in the loader (pam_module.first_problem): the real folder of the
 loader (the package), every folder above it, this file and its bytecode
@@ -22,9 +23,10 @@ Second, here, handlers(): every other file in the package and in its
 __pycache__ (package_problem), then the path pam_python was given, walked
 symlink by symlink (walk_problem). Only then are the package and the
 modules a login runs (LOGIN_MODULES) run, from that folder alone, by
-_module(): no sys.path, no import hook of the host process is consulted,
-and a package that this process already imported from elsewhere is
-refused. If either step fails, every entry point logs why and returns
+_module(): the import system's finders (sys.path, sys.meta_path and the
+host process's import hooks) are never asked for them, and a package that
+this process already imported from elsewhere is refused. If either step
+fails, every entry point logs why and returns
 PAM_SERVICE_ERR (pam_module.refuse). Neither the working directory nor the
 environment is read. Once both steps pass, keyinit.py's pam_sm_* functions
 (keyinit.HANDLERS) become the loader's own.
@@ -33,11 +35,15 @@ walk_problem() walks the path entry by entry as the kernel's path walk does
 (path_resolution(7)), applying the rule to every folder and symlink met, so
 that a symlink in a folder others can write to is refused even though its
 target is fine. The last entry, the file itself, gets the strict rule.
+pam_python has read that file before any of this runs: the walk refuses a
+setup in which others could change what pam_python runs, it cannot undo a
+change made already.
 """
 
 import os
 import stat
 import sys
+from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import SourceFileLoader
 
 TYPE_CHECKING = False
@@ -109,24 +115,32 @@ PACKAGE = "pam_pykeyinit"
 
 
 def _module(name: str, path: str, package: "ModuleType | None") -> "ModuleType":
-    """sys.modules[name], or the module run from ``path``: its bytecode if
-    current, else its source, as the import system decides (SourceFileLoader,
-    which also fixes the code's file name). A package gets its __path__.
-    Registered with setdefault: two threads that load at once both run the
-    module (none of them has effects on import), and both keep the first."""
-    module = sys.modules.get(name)
-    if module is None:
+    """sys.modules[name], run from ``path`` first if it is not loaded yet:
+    from its bytecode if current, else from its source, as the import system
+    decides (SourceFileLoader.get_code, which also fixes the code's file
+    name), with the module spec and attributes the import system would give
+    it (a package: ``package`` None, its folder as __path__).
+
+    Two threads may run a module at once (none has effects on import):
+    setdefault keeps the first. A module that the host's own import
+    registered is still running until __import__ returns it (the import
+    system registers a module before running it, and __import__ waits)."""
+    if name not in sys.modules:
+        loader = SourceFileLoader(name, path)
+        spec = ModuleSpec(name, loader, origin=path, is_package=package is None)
+        spec.has_location = True
         fresh = type(sys)(name)
-        fresh.__file__, fresh.__package__ = path, PACKAGE
+        fresh.__spec__, fresh.__loader__, fresh.__file__ = spec, loader, path
+        fresh.__package__ = spec.parent
         if package is None:
-            fresh.__path__ = [os.path.dirname(path)]
-        code = SourceFileLoader(name, path).get_code(name)
+            fresh.__path__ = spec.submodule_search_locations = [os.path.dirname(path)]
+        code = loader.get_code(name)
         assert code is not None  # always, for a .py file
         exec(code, vars(fresh))  # noqa: S102 - a file of the checked package
-        module = sys.modules.setdefault(name, fresh)
-        if package is not None:
-            setattr(package, name.rpartition(".")[2], module)
-    return module
+        if sys.modules.setdefault(name, fresh) is fresh and package is not None:
+            setattr(package, name.rpartition(".")[2], fresh)
+    __import__(name)
+    return sys.modules[name]
 
 
 def handlers(

@@ -172,42 +172,40 @@ def test_replaceable_package_is_refused(tmp_path, probe, service, users, what):
         shutil.rmtree(top)
 
 
-PLANTED_TRUST = """
-open({marker!r}, "a").write("trust.py ran\\n")
+PLANTED = 'open({marker!r}, "a").write("{name} ran\\n")\n'
 
 
-def handlers(path, pkgdir, unsafe):
-    return {{}}, "planted"
-"""
-
-
-@pytest.mark.parametrize("form", ["source", "bytecode"])
-def test_the_first_step_runs_nothing_it_has_not_checked(tmp_path, service, users, form):
-    """trust.py is the first file of the package that runs: planted as its
-    source (no bytecode) or as bytecode that the import system takes as
-    current, it runs while root-owned and private, and never once it is
-    writable by others."""
+@pytest.mark.parametrize(
+    ("name", "form"),
+    [("trust", "source"), ("trust", "bytecode"), ("keyinit", "source"), ("kernel", "bytecode")],
+)
+def test_no_file_of_the_package_runs_before_it_was_checked(tmp_path, service, users, name, form):
+    """A file planted in the package, as source (its bytecode removed) or
+    as bytecode that the import system takes as current: it runs while it
+    is root's and private (the plant works), and never once it is writable
+    by others. trust.py is checked by the loader's first step, the others
+    by trust.py's second step before it runs them."""
     marker = tmp_path / "ran"
-    top = Path(tempfile.mkdtemp(prefix="pykt-first-"))
+    top = Path(tempfile.mkdtemp(prefix="pykt-plant-"))
     try:
         module = install_tree(top)
-        source = module.parent / "trust.py"
-        (bytecode,) = (module.parent / "__pycache__").glob("trust.*.pyc")
-        planted = compile(PLANTED_TRUST.format(marker=str(marker)), str(source), "exec")
+        source = module.parent / f"{name}.py"
+        (bytecode,) = (module.parent / "__pycache__").glob(f"{name}.*.pyc")
+        text = PLANTED.format(marker=str(marker), name=name)
         if form == "source":
-            source.write_text(PLANTED_TRUST.format(marker=str(marker)))
+            source.write_text(text)
             bytecode.unlink()
             target = source
-        else:  # valid for the real trust.py: its mtime and size in the header
+        else:  # valid for the real source: its mtime and size in the header
             st = source.stat()
             header = MAGIC_NUMBER + bytes(4)
             header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
             header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-            bytecode.write_bytes(header + marshal.dumps(planted))
+            bytecode.write_bytes(header + marshal.dumps(compile(text, str(source), "exec")))
             target = bytecode
         svc = service([line("session", "required", py_module(module), "force")])
-        res = pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path)
-        assert "planted" in refused(res) and marker.read_text() == "trust.py ran\n"
+        refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+        assert marker.read_text() == f"{name} ran\n"
         marker.unlink()
         os.chmod(target, 0o666)
         text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
@@ -273,6 +271,15 @@ def test_hostile_environment_is_never_imported(tmp_path, tree, probe, service, u
 
 LOGIN_IMPORTS = """
 import json, sys
+
+class Recorder:  # asked for every module the import system loads
+    asked = []
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        cls.asked.append(name)
+
+sys.meta_path.insert(0, Recorder)
 before = set(sys.modules)
 path = sys.argv[1]
 namespace = {"__name__": "pam_module", "__file__": path}
@@ -287,18 +294,19 @@ class Handle:  # what pam_python's pamh offers the module
 
 argv = [path, *sys.argv[2:]]
 codes = [namespace[f](Handle(), 0, argv) for f in ("pam_sm_open_session", "pam_sm_close_session")]
-imported = {m: sys.modules[m].__spec__ is None for m in set(sys.modules) - before}
-print(json.dumps([namespace["_refusal"], codes, imported]))
+loaded = sorted(set(sys.modules) - before)
+print(json.dumps([namespace["_refusal"], codes, loaded, Recorder.asked]))
 """
 
 
 @pytest.mark.parametrize("args", ["force revoke", "force=auto persistent unavailable=ignore"])
 def test_a_login_runs_only_the_login_modules_itself(tree, args):
     """The loader run as pam_python runs it, on the interpreter pam_python
-    embeds: of the package, only the package and trust.LOGIN_MODULES are
-    loaded, and the second step ran each of them itself (no __spec__: the
-    import system, its finders and the host's import hooks never saw them);
-    neither the pykeyinit command nor anything else is imported."""
+    embeds: of the package, only the package, kernel and keyinit are
+    loaded, and the second step ran them itself (the import system, which
+    asks sys.meta_path for every module it loads, was asked only for
+    _ctypes and pwd); neither the pykeyinit command nor anything else is
+    imported."""
     require_root()
     so = pam_python_so()
     interpreter = (so and host.embedded_python(so)) or "/usr/bin/python3"
@@ -309,12 +317,13 @@ def test_a_login_runs_only_the_login_modules_itself(tree, args):
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    refusal, codes, imported = json.loads(proc.stdout)
+    refusal, codes, loaded, asked = json.loads(proc.stdout)
     assert (refusal, codes) == ("", [PAM_SUCCESS, PAM_SUCCESS])
-    ours = {
-        m: run_by_trust for m, run_by_trust in imported.items() if m.startswith("pam_pykeyinit")
-    }
-    assert ours == {
-        m: True for m in ("pam_pykeyinit", "pam_pykeyinit.kernel", "pam_pykeyinit.keyinit")
-    }
-    assert sorted(m for m in imported if m not in ours) == ["_ctypes", "pwd"]
+    assert loaded == [
+        "_ctypes",
+        "pam_pykeyinit",
+        "pam_pykeyinit.kernel",
+        "pam_pykeyinit.keyinit",
+        "pwd",
+    ]
+    assert asked == ["_ctypes", "pwd"]

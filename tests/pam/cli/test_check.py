@@ -200,6 +200,54 @@ def test_the_loader_rule_is_the_loaders_own(refused_tree):
     assert os.path.exists(refused_tree)
 
 
+LOADER_REFUSAL = """
+import sys
+path = sys.argv[1]
+namespace = {"__name__": "pam_module", "__file__": path}
+exec(compile(open(path).read(), path, "exec"), namespace)
+print(namespace["_refusal"])
+"""
+
+
+def test_a_package_without_trust_py_is_judged_as_the_loader_judges_it():
+    """A package that has no trust.py (as pam_pykeyinit 0.1.0 had none):
+    check says what the loader itself says when it refuses, no crash."""
+    from pam_pykeyinit import stacks
+
+    top = Path(tempfile.mkdtemp(prefix="pykt-no-trust-"))
+    try:
+        module = install_tree(top)
+        (module.parent / "trust.py").unlink()
+        for bytecode in (module.parent / "__pycache__").glob("trust.*.pyc"):
+            bytecode.unlink()
+        loader = subprocess.run(
+            ["/usr/bin/python3", "-I", "-c", LOADER_REFUSAL, str(module)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        why = stacks.loader_refusal(str(module))
+        assert why == loader.stdout.strip()
+        assert why.startswith("FileNotFoundError") and str(module.parent / "trust.py") in why
+    finally:
+        shutil.rmtree(top)
+
+
+def test_an_import_path_symlink_that_leads_nowhere(tmp_path):
+    """Judged by where its target could be created: fine while only root
+    could create it, a problem once others could."""
+    from pam_pykeyinit import stacks
+
+    folder = tmp_path / "lib"
+    folder.mkdir(mode=0o755)
+    (folder / "gone").symlink_to(tmp_path / "pub" / "site")
+    assert stacks.import_path_problems([str(folder / "gone")]) == []
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub").chmod(0o777)
+    problems = stacks.import_path_problems([str(folder / "gone")])
+    assert problems == [f"{tmp_path / 'pub'} is writable by group or others (mode 0777)"]
+
+
 @pytest.mark.parametrize("build", ["stock", "gil-safe"])
 def test_which_pam_python_is_said(stacks, hosts, build):
     """A note on the first pam_python line whose pam_python.so lacks the GIL
