@@ -128,7 +128,6 @@ def _module(name: str, path: str, package: "ModuleType | None") -> "ModuleType":
     if name not in sys.modules:
         loader = SourceFileLoader(name, path)
         spec = ModuleSpec(name, loader, origin=path, is_package=package is None)
-        spec.has_location = True
         fresh = type(sys)(name)
         fresh.__spec__, fresh.__loader__, fresh.__file__ = spec, loader, path
         fresh.__package__ = spec.parent
