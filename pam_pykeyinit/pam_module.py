@@ -15,6 +15,8 @@ def unsafe(path, strict):  # type: (str, bool) -> str
     return ""
 
 
+# Before trust.py runs: the package folder, trust.py, the folders above, and
+# the bytecode SourceFileLoader would read instead of trust.py.
 def first_problem(pkgdir):  # type: (str) -> str
     trust, folder = pkgdir + "/trust.py", pkgdir
     why = unsafe(pkgdir, True) or unsafe(trust, True)
