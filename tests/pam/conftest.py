@@ -31,15 +31,27 @@ def prerequisites() -> None:
     require(pam_python_so() is not None, "pam_python.so not found where libpam looks (make deps)")
 
 
-@pytest.fixture(scope="session")
-def tree(prerequisites: None):
-    """A root-owned copy of the package that any caller can read (pytest's
-    own temporary folders are 0700); yields its pam_module.py path."""
-    top = Path(tempfile.mkdtemp(prefix="pykt-tree-"))
+def installed_tree(prefix: str):
+    """install_tree() in a folder of its own under /tmp (pytest's own
+    temporary folders are 0700), removed afterwards; yields pam_module.py."""
+    top = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield install_tree(top)
     finally:
         shutil.rmtree(top)
+
+
+@pytest.fixture(scope="session")
+def tree(prerequisites: None):
+    """A root-owned copy of the package that any caller can read, shared by
+    the session; yields its pam_module.py path."""
+    yield from installed_tree("pykt-tree-")
+
+
+@pytest.fixture
+def own_tree():
+    """A copy like ``tree``, the test's own to damage."""
+    yield from installed_tree("pykt-own-")
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ from ..conftest import require_root
 from ..pamlib import (
     PACKAGE,
     Users,
-    install_tree,
     line,
     pam_python_so,
     pamtester,
@@ -141,35 +140,31 @@ def refused(res) -> str:
 @pytest.mark.parametrize(
     "what", ["folder", "sticky", "file", "pycache", "owner", "trust", "trust-bytecode", "cli"]
 )
-def test_replaceable_package_is_refused(tmp_path, probe, service, users, what):
+def test_replaceable_package_is_refused(tmp_path, probe, service, users, own_tree, what):
     """Each file the loader's first step checks before it runs trust.py
     (the folder, trust.py, its bytecode), and files that only the second
     step checks (the login's modules, a file no login runs)."""
-    top = Path(tempfile.mkdtemp(prefix="pykt-unsafe-"))
-    try:
-        module = install_tree(top)
-        (trust_bytecode,) = (module.parent / "__pycache__").glob("trust.*.pyc")
-        target = {
-            "folder": module.parent,
-            "sticky": module.parent,
-            "file": module.parent / "keyinit.py",
-            "pycache": module.parent / "__pycache__",
-            "owner": module.parent / "kernel.py",
-            "trust": module.parent / "trust.py",
-            "trust-bytecode": trust_bytecode,
-            "cli": module.parent / "cli.py",
-        }[what]
-        if what == "owner":
-            os.chown(target, Users.PEER_UID, -1)
-        elif what == "sticky":
-            os.chmod(target, 0o1777)
-        else:
-            os.chmod(target, 0o777 if target.is_dir() else 0o666)
-        svc = service([line("session", "required", py_module(module), "force"), probe])
-        text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
-        assert str(target) in text
-    finally:
-        shutil.rmtree(top)
+    module = own_tree
+    (trust_bytecode,) = (module.parent / "__pycache__").glob("trust.*.pyc")
+    target = {
+        "folder": module.parent,
+        "sticky": module.parent,
+        "file": module.parent / "keyinit.py",
+        "pycache": module.parent / "__pycache__",
+        "owner": module.parent / "kernel.py",
+        "trust": module.parent / "trust.py",
+        "trust-bytecode": trust_bytecode,
+        "cli": module.parent / "cli.py",
+    }[what]
+    if what == "owner":
+        os.chown(target, Users.PEER_UID, -1)
+    elif what == "sticky":
+        os.chmod(target, 0o1777)
+    else:
+        os.chmod(target, 0o777 if target.is_dir() else 0o666)
+    svc = service([line("session", "required", py_module(module), "force"), probe])
+    text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+    assert str(target) in text
 
 
 PLANTED = 'open({marker!r}, "a").write("{name} ran\\n")\n'
@@ -179,40 +174,37 @@ PLANTED = 'open({marker!r}, "a").write("{name} ran\\n")\n'
     ("name", "form"),
     [("trust", "source"), ("trust", "bytecode"), ("keyinit", "source"), ("kernel", "bytecode")],
 )
-def test_no_file_of_the_package_runs_before_it_was_checked(tmp_path, service, users, name, form):
+def test_no_file_of_the_package_runs_before_it_was_checked(
+    tmp_path, service, users, own_tree, name, form
+):
     """A file planted in the package, as source (its bytecode removed) or
     as bytecode that the import system takes as current: it runs while it
     is root's and private (the plant works), and never once it is writable
     by others. trust.py is checked by the loader's first step, the others
     by trust.py's second step before it runs them."""
-    marker = tmp_path / "ran"
-    top = Path(tempfile.mkdtemp(prefix="pykt-plant-"))
-    try:
-        module = install_tree(top)
-        source = module.parent / f"{name}.py"
-        (bytecode,) = (module.parent / "__pycache__").glob(f"{name}.*.pyc")
-        text = PLANTED.format(marker=str(marker), name=name)
-        if form == "source":
-            source.write_text(text)
-            bytecode.unlink()
-            target = source
-        else:  # valid for the real source: its mtime and size in the header
-            st = source.stat()
-            header = MAGIC_NUMBER + bytes(4)
-            header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-            header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-            bytecode.write_bytes(header + marshal.dumps(compile(text, str(source), "exec")))
-            target = bytecode
-        svc = service([line("session", "required", py_module(module), "force")])
-        refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
-        assert marker.read_text() == f"{name} ran\n"
-        marker.unlink()
-        os.chmod(target, 0o666)
-        text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
-        assert f"{target} is writable by group or others" in text
-        assert not marker.exists()
-    finally:
-        shutil.rmtree(top)
+    marker, module = tmp_path / "ran", own_tree
+    source = module.parent / f"{name}.py"
+    (bytecode,) = (module.parent / "__pycache__").glob(f"{name}.*.pyc")
+    text = PLANTED.format(marker=str(marker), name=name)
+    if form == "source":
+        source.write_text(text)
+        bytecode.unlink()
+        target = source
+    else:  # valid for the real source: its mtime and size in the header
+        st = source.stat()
+        header = MAGIC_NUMBER + bytes(4)
+        header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        bytecode.write_bytes(header + marshal.dumps(compile(text, str(source), "exec")))
+        target = bytecode
+    svc = service([line("session", "required", py_module(module), "force")])
+    refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+    assert marker.read_text() == f"{name} ran\n"
+    marker.unlink()
+    os.chmod(target, 0o666)
+    text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+    assert f"{target} is writable by group or others" in text
+    assert not marker.exists()
 
 
 def test_installed_as_a_symlink(tmp_path, tree, probe, service, users):

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from ...pamlib import as_user, install_tree, pykeyinit
+from ...pamlib import as_user, pykeyinit
 
 
 def write(folder: Path, name: str, text: str) -> None:
@@ -44,15 +42,10 @@ def hosts(tmp_path):
 
 
 @pytest.fixture
-def refused_tree():
+def refused_tree(own_tree):
     """A package the loader refuses: one of its files is group-writable."""
-    top = Path(tempfile.mkdtemp(prefix="pykt-refused-"))
-    try:
-        module = install_tree(top)
-        (module.parent / "kernel.py").chmod(0o664)
-        yield module
-    finally:
-        shutil.rmtree(top)
+    (own_tree.parent / "kernel.py").chmod(0o664)
+    return own_tree
 
 
 @pytest.fixture
@@ -209,28 +202,24 @@ print(namespace["_refusal"])
 """
 
 
-def test_a_package_without_trust_py_is_judged_as_the_loader_judges_it():
+def test_a_package_without_trust_py_is_judged_as_the_loader_judges_it(own_tree):
     """A package that has no trust.py (as pam_pykeyinit 0.1.0 had none):
     check says what the loader itself says when it refuses, no crash."""
     from pam_pykeyinit import stacks
 
-    top = Path(tempfile.mkdtemp(prefix="pykt-no-trust-"))
-    try:
-        module = install_tree(top)
-        (module.parent / "trust.py").unlink()
-        for bytecode in (module.parent / "__pycache__").glob("trust.*.pyc"):
-            bytecode.unlink()
-        loader = subprocess.run(
-            ["/usr/bin/python3", "-I", "-c", LOADER_REFUSAL, str(module)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        why = stacks.loader_refusal(str(module))
-        assert why == loader.stdout.strip()
-        assert why.startswith("FileNotFoundError") and str(module.parent / "trust.py") in why
-    finally:
-        shutil.rmtree(top)
+    module = own_tree
+    (module.parent / "trust.py").unlink()
+    for bytecode in (module.parent / "__pycache__").glob("trust.*.pyc"):
+        bytecode.unlink()
+    loader = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", LOADER_REFUSAL, str(module)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    why = stacks.loader_refusal(str(module))
+    assert why == loader.stdout.strip()
+    assert why.startswith("FileNotFoundError") and str(module.parent / "trust.py") in why
 
 
 def test_an_import_path_symlink_that_leads_nowhere(tmp_path):
