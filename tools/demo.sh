@@ -45,7 +45,7 @@ set -e
 echo "== what pam_pykeyinit logged (facility authpriv)"
 /usr/bin/python3 -c '
 import json, sys
-for e in json.load(open(sys.argv[1]))[1:]:  # the first is logcapture.py's own canary
+for e in json.load(open(sys.argv[1]))[1:]:  # the first entry is the canary of logcapture.py
     print("    " + e["text"])
 ' "$capture/log.json"
 echo "== pamtester exit status: $rc"
