@@ -46,6 +46,13 @@ CREDENTIAL_ADVICE = {
     " sessions only for the caller's own user",
     errno.EINVAL: "the user's uid or gid is not valid in this user namespace",
 }
+# pthread_key_create(3): the per-thread state (kernel.ThreadSlots)
+THREAD_KEY_ADVICE = {
+    errno.EAGAIN: "the process has used up its thread-specific data keys"
+    " (PTHREAD_KEYS_MAX): the PAM application or another of its libraries"
+    " holds them; restart it, and report this to its maintainers",
+    errno.ENOMEM: "the process is out of memory",
+}
 FALLBACK = "see the errno in keyctl(2) or setresuid(2)"
 
 
@@ -53,7 +60,12 @@ def for_error(err: KernelError) -> str:
     code = err.errno or 0
     if err.op == KEYCTL_GET_PERSISTENT and code in PERSISTENT_ADVICE:
         return PERSISTENT_ADVICE[code]
-    table = KEYCTL_ADVICE if err.call == KEYCTL else CREDENTIAL_ADVICE
+    if err.call == KEYCTL:
+        table = KEYCTL_ADVICE
+    elif err.call.startswith("pthread_"):
+        table = THREAD_KEY_ADVICE
+    else:
+        table = CREDENTIAL_ADVICE
     return table.get(code, FALLBACK)
 
 

@@ -1,7 +1,8 @@
 """Interfaces of the collaborators the pure logic takes, for type checkers only.
 
 Never imported at run time (``typing`` would cost every login an import).
-The real implementations are kernel.Kernel and keyinit.Logger; the unit
+The real implementations are kernel.Kernel, kernel.ThreadSlots and
+keyinit.Logger; the unit
 tests' doubles are in tests/unit/fakes.py.
 """
 
@@ -29,6 +30,12 @@ class KernelLike(Protocol):
     def getresuid(self) -> tuple[int, int, int]: ...
     def getresgid(self) -> tuple[int, int, int]: ...
     def thread_ids(self) -> tuple[Ids, Ids]: ...
+
+
+class SlotsLike(Protocol):
+    def get(self, index: int) -> int: ...
+    def set(self, index: int, value: int) -> None: ...
+    def delete(self) -> None: ...
 
 
 class LogLike(Protocol):

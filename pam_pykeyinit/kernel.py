@@ -190,6 +190,7 @@ class KeyDescription:
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ctypes import Array, _SimpleCData, c_char
+    from ctypes import c_int as c_int
     from ctypes import c_long as c_long
 
     from .interfaces import Ids
@@ -199,6 +200,9 @@ else:
     class c_long(_SimpleCData):  # as ctypes.c_long
         _type_ = "l"
 
+    class c_int(_SimpleCData):  # as ctypes.c_int
+        _type_ = "i"
+
 
 class CFunction(_ctypes.CFuncPtr):
     """A cdecl function that saves errno for get_errno() (use_errno=True)."""
@@ -207,14 +211,23 @@ class CFunction(_ctypes.CFuncPtr):
     _restype_ = c_long
 
 
-# The foreign ABI as data: libc function -> result type (None: void).
-# Both are variadic, so no argtypes are declared: syscall's arguments are
-# passed as explicit c_long (a buffer as a c_char array), syslog's as a
-# Python int (ctypes passes it as a C int, the type of its priority) and bytes.
+# The foreign ABI as data: libc function -> result type (None: void). No
+# argtypes are declared (syscall and syslog are variadic): syscall's
+# arguments are passed as explicit c_long (a buffer as a c_char array),
+# syslog's as a Python int (ctypes passes it as a C int, the type of its
+# priority) and bytes. The pthread_* functions take a pthread_key_t
+# (unsigned int: a Python int), a pointer (a c_char array, or a
+# pointer-sized c_long: long and void * have one size on every Linux ABI),
+# and return an int error number, or (getspecific) a void *.
 LIBC_FUNCTIONS: "dict[str, type[_SimpleCData[int]] | None]" = {
     "syscall": c_long,
     "syslog": None,
+    "pthread_key_create": c_int,
+    "pthread_key_delete": c_int,
+    "pthread_getspecific": c_long,
+    "pthread_setspecific": c_int,
 }
+POINTER_MASK = (1 << (8 * _ctypes.sizeof(c_long))) - 1
 _char_types: "list[type[c_char]]" = []
 
 
@@ -335,6 +348,57 @@ class Kernel:
         """
         (r, e, s), (rg, eg, sg) = os.getresuid(), os.getresgid()
         return (r, e, s, self.setfsuid(UNCHANGED)), (rg, eg, sg, self.setfsgid(UNCHANGED))
+
+
+class ThreadSlots:
+    """Integers that every OS thread has its own of, for as long as the
+    thread lives: C's __thread, as pam_keyinit.c keeps its state
+    (Linux-PAM 1.5.3 and later).
+
+    Python's own per-thread storage (threading.local) lives in a Python
+    thread state, and a thread that Python did not start gets a fresh one
+    for each call from C when nothing keeps one (PyGILState_Ensure(3)):
+    a C program's worker thread that opened a session would find nothing
+    at close. POSIX thread-specific data lives in the OS thread itself
+    (pthread_key_create(3)): a thread starts with every value 0 (NULL),
+    sets only its own, and the values go when it exits. No destructor is
+    registered and nothing is allocated: each value is a pointer-sized
+    integer, so an exiting thread leaves nothing behind and no function of
+    this process's is called at its exit (the pam_python.so that would
+    hold it may be unloaded by then). delete() frees the keys; their values
+    in live threads are dropped with them (glibc's key sequence numbers
+    keep a later key from reading them).
+    """
+
+    def __init__(self, count: int) -> None:
+        self._get = libc_function("pthread_getspecific")
+        self._set = libc_function("pthread_setspecific")
+        self.keys: "list[int]" = []
+        create = libc_function("pthread_key_create")
+        for _ in range(count):
+            key = char_buffer(_ctypes.sizeof(c_int))  # pthread_key_t: unsigned int
+            err = create(key, c_long(0))  # no destructor
+            if err:
+                self.delete()
+                raise KernelError("pthread_key_create", (), err)
+            self.keys.append(int.from_bytes(bytes(key), sys.byteorder))
+
+    def get(self, index: int) -> int:
+        """The calling thread's value of slot ``index``: 0 until it sets one."""
+        return int(self._get(self.keys[index])) & POINTER_MASK
+
+    def set(self, index: int, value: int) -> None:
+        """Set the calling thread's value of slot ``index`` (0 <= value,
+        below 2**32 on 32-bit ABIs)."""
+        err = self._set(self.keys[index], c_long(value))
+        if err:
+            raise KernelError("pthread_setspecific", (self.keys[index], value), err)
+
+    def delete(self) -> None:
+        """Free the keys; call only when no thread uses them any more."""
+        delete = libc_function("pthread_key_delete")
+        while self.keys:
+            delete(self.keys.pop())
 
 
 # <syslog.h>

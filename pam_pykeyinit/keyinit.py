@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
-    from .interfaces import Ids, KernelLike, LogLike, PasswdLike
+    from .interfaces import Ids, KernelLike, LogLike, PasswdLike, SlotsLike
 
     Pamh = Any  # pam_python's PamHandle: no importable type
 
@@ -117,23 +117,60 @@ class Options:
 # JupyterHub) the interpreter is the program's and outlives every handle.
 # So the module counts the handles that called it and have not ended
 # (pam_sm_end, which pam_python calls at pam_end()), and when the last one
-# ends it starts a new generation: every thread's state starts afresh at
-# its next call (current_thread_state), as after a dlclose.
+# ends it frees the per-thread slots: every thread's state starts afresh
+# at its next call, as after a dlclose.
+#
+# The per-thread values live in the OS thread (kernel.ThreadSlots, POSIX
+# thread-specific data), not in a Python thread state: a C program's thread
+# that Python did not start gets a new Python thread state for each call
+# (PyGILState_Ensure), and threading.local with it, so its close found
+# nothing of its open. A thread that exits takes its values along; a new
+# thread, whatever ID it gets, starts with none.
 
 
-class ThreadState(_thread._local):  # threading.local's C type: no threading import
-    """Per thread; class attributes are each new thread's starting values."""
+class _Slot:
+    """One per-thread value: slot ``index`` of the ThreadSlots, stored as
+    value + ``offset`` so that the slot's 0 (never set) reads as the
+    starting value (0, False, or -1 for the IDs)."""
 
-    generation = 0  # the ProcessState.generation these values belong to
-    my_session_keyring = 0  # serial of the keyring this thread created, 0 if none
-    do_revoke = False  # sticky: once 'revoke' is seen it stays on
-    xdebug = False  # sticky: once 'debug' is seen it stays on
-    revoke_as_uid = -1
-    revoke_as_gid = -1
+    def __init__(self, index: int, offset: int = 0, kind: "type[int]" = int) -> None:
+        self.index, self.offset, self.kind = index, offset, kind
+
+    def __get__(self, st: "ThreadState", owner: "type[ThreadState]") -> int:
+        return self.kind(st.slots.get(self.index) - self.offset)
+
+    def __set__(self, st: "ThreadState", value: int) -> None:
+        st.slots.set(self.index, int(value) + self.offset)
+
+
+class ThreadState:
+    """The calling thread's values in ``slots`` (a kernel.ThreadSlots of
+    SLOTS keys); each new thread starts at 0, False, -1."""
+
+    if TYPE_CHECKING:  # what each _Slot below reads as
+        slots: SlotsLike
+        my_session_keyring: int
+        do_revoke: bool
+        xdebug: bool
+        revoke_as_uid: int
+        revoke_as_gid: int
+    else:
+        __slots__ = ("slots",)
+        my_session_keyring = _Slot(0)  # serial of the keyring this thread created, 0 if none
+        do_revoke = _Slot(1, kind=bool)  # sticky: once 'revoke' is seen it stays on
+        xdebug = _Slot(2, kind=bool)  # sticky: once 'debug' is seen it stays on
+        revoke_as_uid = _Slot(3, offset=1)  # uid_t (-1: none) + 1 fits an unsigned 32 bits
+        revoke_as_gid = _Slot(4, offset=1)
+
+    def __init__(self, slots: "SlotsLike") -> None:
+        self.slots = slots
+
+
+SLOTS = 5
 
 
 class ProcessState:
-    """Per process. The counter and the generation change under ``lock``
+    """Per process. The counter and the handles change under ``lock``
     (C uses an _Atomic int for the counter): with the GIL-safe pam_python
     of packaging/pam-python, two threads' handlers interleave wherever one
     waits in a system call, and `+= 1` is a read and a write. Debian's
@@ -144,25 +181,25 @@ class ProcessState:
         self.lock = _thread.allocate_lock()
         self.session_counter = 0
         self.reported_words: "set[str]" = set()
-        self.generation = 0
         self.handles: "set[int]" = set()  # id() of the live pamh objects that called in
+        self.slots: "SlotsLike | None" = None  # this generation's, made at its first call
 
 
-thread_state = ThreadState()
 process_state = ProcessState()
 
 
 def current_thread_state(pamh: "Pamh") -> "ThreadState":
-    """Count ``pamh`` among the live handles; this thread's state, started
-    afresh if the module was "unloaded" since this thread last used it."""
+    """Count ``pamh`` among the live handles; this thread's state (the
+    slots are made at the first call after every handle had ended).
+    Raises KernelError when the process has no thread-specific keys left."""
     with process_state.lock:
         process_state.handles.add(id(pamh))
-        generation = process_state.generation
-    st = thread_state
-    if st.generation != generation:
-        st.__dict__.clear()  # back to the class attributes, the starting values
-        st.generation = generation
-    return st
+        if process_state.slots is None:
+            process_state.slots = kernel.ThreadSlots(SLOTS)
+        slots = process_state.slots
+    # Used outside the lock: the slots are freed only once no handle is
+    # live (pam_sm_end), and this call's own handle is live until then.
+    return ThreadState(slots)
 
 
 # ---------------------------------------------------------------------------
@@ -633,14 +670,13 @@ def _getpwnam(name: str) -> "pwd.struct_passwd | None":
         return None
 
 
-def _context(pamh: "Pamh", pam_type: str) -> "Context":
+def _context(pamh: "Pamh", pam_type: str, st: "ThreadState") -> "Context":
     def get_user() -> "tuple[int, str | None]":
         try:
             return PAM_SUCCESS, pamh.get_user("key user")
         except pamh.exception as exc:
             return int(exc.pam_result), None
 
-    st = current_thread_state(pamh)
     log = Logger(_service(pamh), pam_type, st)
     # kernel.load() fails closed on an unknown architecture; the
     # UnsupportedABI it raises is turned into a log line by _guarded.
@@ -652,6 +688,10 @@ def _guarded(pam_type: str, error_ret: int, pamh: "Pamh", body: "Callable[[], in
         return body()
     except kernel.UnsupportedABI as exc:
         Logger(_service(pamh), pam_type, None).error(f"refusing to touch keyrings: {exc}")
+    except KernelError as err:  # current_thread_state's: no thread-specific keys left
+        from .advice import describe
+
+        Logger(_service(pamh), pam_type, None).error(describe(err, "keeping this thread's state"))
     except Exception as exc:  # noqa: BLE001 - never a traceback in the host
         internal_error(Logger(_service(pamh), pam_type, None), exc)
     return error_ret
@@ -665,12 +705,12 @@ def pam_sm_authenticate(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
 
 def pam_sm_setcred(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     def body() -> int:
-        current_thread_state(pamh)
+        st = current_thread_state(pamh)
         # ESTABLISH is tested first, as in pam_keyinit.c.
         if flags & PAM_ESTABLISH_CRED:
-            return keyinit(_context(pamh, "setcred"), argv, PAM_CRED_ERR, "ESTABLISH_CRED")
-        if flags & PAM_DELETE_CRED and revoke_due(current_thread_state(pamh)):
-            ctx = _context(pamh, "setcred")
+            return keyinit(_context(pamh, "setcred", st), argv, PAM_CRED_ERR, "ESTABLISH_CRED")
+        if flags & PAM_DELETE_CRED and revoke_due(st):
+            ctx = _context(pamh, "setcred", st)
             ctx.log.debug("DELETE_CRED")
             return kill_keyrings(ctx, PAM_CRED_ERR)
         return PAM_IGNORE
@@ -680,11 +720,11 @@ def pam_sm_setcred(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
 
 def pam_sm_open_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
     def body() -> int:
-        current_thread_state(pamh)  # a new generation resets the counter first
+        st = current_thread_state(pamh)
         with process_state.lock:
             process_state.session_counter += 1
             what = f"OPEN {process_state.session_counter}"
-        return keyinit(_context(pamh, "session"), argv, PAM_SESSION_ERR, what)
+        return keyinit(_context(pamh, "session", st), argv, PAM_SESSION_ERR, what)
 
     return _guarded("session", PAM_SESSION_ERR, pamh, body)
 
@@ -699,7 +739,7 @@ def pam_sm_close_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
             process_state.session_counter -= 1
             left = process_state.session_counter
         if left <= 0 and revoke_due(st):
-            ctx = _context(pamh, "session")
+            ctx = _context(pamh, "session", st)
             ctx.log.debug(f"CLOSE {left}: revoking")
             kill_keyrings(ctx, PAM_SESSION_ERR)
         return PAM_SUCCESS
@@ -709,13 +749,16 @@ def pam_sm_close_session(pamh: "Pamh", flags: int, argv: "list[str]") -> int:
 
 def pam_sm_end(pamh: "Pamh") -> None:
     """pam_python's call at pam_end(): this handle has ended. After the last
-    live one, a new generation, as libpam's dlclose of pam_keyinit.so."""
+    live one, every thread's state and the counter start afresh, as after
+    libpam's dlclose of pam_keyinit.so."""
     try:
         with process_state.lock:
             process_state.handles.discard(id(pamh))
             if not process_state.handles:
-                process_state.generation += 1
                 process_state.session_counter = 0
+                if process_state.slots is not None:
+                    process_state.slots.delete()
+                    process_state.slots = None
     except Exception:  # noqa: BLE001, S110 - nothing to report to: pam_end ignores it
         pass
 

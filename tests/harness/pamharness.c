@@ -13,6 +13,8 @@
  *   auth H | acct H | chauthtok H
  *   end H                   pam_end
  *   show                    the calling thread's IDs and session keyring
+ *   recall                  describe, from the calling thread, the session
+ *                           keyring the last 'show' of any thread printed
  *   watch-start             start a thread that samples its own IDs and @s
  *                           until watch-stop, counting any change
  *   watch-stop              stop it and print what it saw
@@ -85,6 +87,8 @@ static void ids(long out[8])
 	out[7] = syscall(SYS_setfsgid, -1);
 }
 
+static long last_shown; /* the serial the last 'show' printed, for 'recall' */
+
 static void show(void)
 {
 	long id[8];
@@ -99,6 +103,7 @@ static void show(void)
 	}
 	describe(s, buf, sizeof(buf));
 	printf("show s=%ld %s\n", s, buf);
+	last_shown = s;
 	int32_t links[64];
 	long n = keyctl(KEYCTL_READ, s, (long)links, sizeof(links));
 	for (long i = 0; i >= 0 && i < n / 4 && i < 64; i++) {
@@ -220,6 +225,10 @@ static void run(char **w, int n)
 			report("chauthtok", h, pam_chauthtok(handles[h], 0));
 		} else if (!strcmp(c, "show")) {
 			show();
+		} else if (!strcmp(c, "recall")) {
+			char buf[512];
+			describe(last_shown, buf, sizeof(buf));
+			printf("recall s=%ld %s\n", last_shown, buf);
 		} else if (!strcmp(c, "session-anon")) {
 			printf("session-anon -> %ld\n", keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0));
 		} else if (!strcmp(c, "watch-start")) {

@@ -13,11 +13,42 @@ from ..conftest import require_root
 def test_types_match_the_ctypes_package():
     assert ctypes.sizeof(kernel.c_long) == ctypes.sizeof(ctypes.c_long)
     assert kernel.c_long._type_ == ctypes.c_long._type_
+    assert ctypes.sizeof(kernel.c_int) == ctypes.sizeof(ctypes.c_int)
+    assert kernel.c_int._type_ == ctypes.c_int._type_
     buf = kernel.char_buffer(7)
     assert ctypes.sizeof(buf) == ctypes.sizeof(ctypes.c_char * 7)
     assert type(buf)._type_._type_ == ctypes.c_char._type_
     lib = ctypes.CDLL(None, use_errno=True)
     assert kernel.CFunction._flags_ == lib._FuncPtr._flags_
+
+
+def test_thread_slots_are_each_os_threads_own():
+    """kernel.ThreadSlots on the real libc: a thread reads only what it set,
+    a new thread starts at 0, the largest value a uid + 1 needs survives,
+    and delete() gives the keys back (more keys than PTHREAD_KEYS_MAX, 1024,
+    are made and freed one after the other)."""
+    import threading
+
+    slots = kernel.ThreadSlots(2)
+    slots.set(0, 2**32 - 1)
+    slots.set(1, 7)
+    seen: list[tuple[int, int]] = []
+
+    def other() -> None:
+        seen.append((slots.get(0), slots.get(1)))
+        slots.set(1, 9)
+        seen.append((slots.get(0), slots.get(1)))
+
+    for _ in range(2):  # the second thread may reuse the first one's stack
+        worker = threading.Thread(target=other)
+        worker.start()
+        worker.join()
+    assert seen == [(0, 0), (0, 9), (0, 0), (0, 9)]
+    assert (slots.get(0), slots.get(1)) == (2**32 - 1, 7)
+    slots.delete()
+    assert slots.keys == []
+    for _ in range(1100):
+        kernel.ThreadSlots(1).delete()
 
 
 def test_this_machine_has_a_checked_table():

@@ -7,6 +7,7 @@ checked against rules, not against hand-written results."""
 from __future__ import annotations
 
 import errno
+import threading
 
 from pam_pykeyinit.kernel import (
     KEY_SPEC_SESSION_KEYRING,
@@ -185,6 +186,28 @@ class FakeKernel:
         ring = self._resolve(KEYCTL_DESCRIBE, key)
         gid = ring.gid & 0xFFFFFFFF
         return KeyDescription(f"keyring;{ring.uid};{gid};3f030000;{ring.name}")
+
+
+class FakeSlots:
+    """kernel.ThreadSlots in Python: a value per thread (threading's ident),
+    0 until set; any use after delete() fails the test, as a freed
+    pthread key must never be used."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.values: dict[tuple[int, int], int] | None = {}
+
+    def get(self, index: int) -> int:
+        assert self.values is not None and 0 <= index < self.count, "slots used after delete()"
+        return self.values.get((threading.get_ident(), index), 0)
+
+    def set(self, index: int, value: int) -> None:
+        assert self.values is not None and 0 <= index < self.count, "slots used after delete()"
+        assert 0 <= value < 2**32, value
+        self.values[(threading.get_ident(), index)] = value
+
+    def delete(self) -> None:
+        self.values = None
 
 
 class FakeLog:

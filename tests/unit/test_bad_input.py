@@ -21,7 +21,7 @@ from pam_pykeyinit.keyinit import (
     PAM_USER_UNKNOWN,
 )
 
-from .fakes import FakeKernel, FakeLog, FakePamh
+from .fakes import FakeKernel, FakeLog, FakePamh, FakeSlots
 
 pytestmark = pytest.mark.unit
 
@@ -87,7 +87,7 @@ def test_every_entry_point_returns_a_code(words, name, service, flags, err, faul
     try:
         mp.setattr(entry.kernel, "load", lambda: fake)
         mp.setattr(entry, "Logger", lambda service, pam_type, debug_on: sink)
-        mp.setattr(entry, "thread_state", entry.ThreadState())
+        mp.setattr(entry.kernel, "ThreadSlots", FakeSlots)
         mp.setattr(entry, "process_state", entry.ProcessState())
         pamh = FakePamh(user=name, get_user_error=err, service=service)
         for i in calls:

@@ -23,7 +23,7 @@ from pam_pykeyinit.keyinit import (
     PAM_USER_UNKNOWN,
 )
 
-from .fakes import USERS, FakeKernel, FakeLog, FakePamh
+from .fakes import USERS, FakeKernel, FakeLog, FakePamh, FakeSlots
 
 pytestmark = pytest.mark.unit
 ARGV0 = "/usr/lib/security/pam_pykeyinit.py"
@@ -32,7 +32,7 @@ ARGV0 = "/usr/lib/security/pam_pykeyinit.py"
 @pytest.fixture
 def world(monkeypatch):
     """A fresh process state and thread state, a fake kernel and log."""
-    monkeypatch.setattr(entry, "thread_state", entry.ThreadState())
+    monkeypatch.setattr(entry.kernel, "ThreadSlots", FakeSlots)
     monkeypatch.setattr(entry, "process_state", entry.ProcessState())
     fake = FakeKernel()
     log = FakeLog()
@@ -40,6 +40,14 @@ def world(monkeypatch):
     monkeypatch.setattr(entry, "Logger", lambda service, pam_type, debug_on: log)
     monkeypatch.setattr(entry, "_getpwnam", USERS.get)
     return fake, log
+
+
+def state() -> entry.ThreadState:
+    """The calling thread's state in this generation's slots (made here if
+    no call made them yet)."""
+    if entry.process_state.slots is None:
+        entry.process_state.slots = FakeSlots(entry.SLOTS)
+    return entry.ThreadState(entry.process_state.slots)
 
 
 def test_authenticate_ignores(world):
@@ -56,12 +64,12 @@ def test_setcred_establish_then_delete_revokes_only_with_revoke(world):
     fake, _ = world
     pamh = FakePamh()
     assert entry.pam_sm_setcred(pamh, PAM_ESTABLISH_CRED, [ARGV0]) == PAM_SUCCESS
-    serial = entry.thread_state.my_session_keyring
+    serial = state().my_session_keyring
     assert serial > 0
     assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
-    entry.thread_state.do_revoke = True
+    state().do_revoke = True
     assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_SUCCESS
-    assert fake.keyrings[serial].revoked and entry.thread_state.my_session_keyring == 0
+    assert fake.keyrings[serial].revoked and state().my_session_keyring == 0
     assert entry.pam_sm_setcred(pamh, PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
 
 
@@ -74,7 +82,7 @@ def test_setcred_other_flags_ignore(world, flags):
 def test_establish_is_tested_before_delete(world):
     flags = PAM_ESTABLISH_CRED | PAM_DELETE_CRED
     assert entry.pam_sm_setcred(FakePamh(), flags, [ARGV0, "revoke"]) == PAM_SUCCESS
-    assert entry.thread_state.my_session_keyring > 0
+    assert state().my_session_keyring > 0
 
 
 def test_error_codes_per_entry_point(world):
@@ -88,7 +96,7 @@ def test_open_close_counter_and_sticky_revoke(world):
     fake, _ = world
     pamh = FakePamh()
     assert entry.pam_sm_open_session(pamh, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
-    serial = entry.thread_state.my_session_keyring
+    serial = state().my_session_keyring
     assert entry.pam_sm_open_session(pamh, 0, [ARGV0]) == PAM_SUCCESS  # second line
     assert entry.process_state.session_counter == 2
     assert entry.pam_sm_close_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
@@ -111,15 +119,15 @@ def test_close_without_open_and_failed_revoke_still_succeed(world):
 def test_options_are_applied_before_the_early_return(world):
     pamh = FakePamh()
     assert entry.pam_sm_open_session(pamh, 0, [ARGV0]) == PAM_SUCCESS
-    assert not entry.thread_state.do_revoke
+    assert not state().do_revoke
     # a second line: the thread's keyring exists, its words still count
     assert entry.pam_sm_open_session(pamh, 0, [ARGV0, "revoke", "debug"]) == PAM_SUCCESS
-    assert entry.thread_state.do_revoke and entry.thread_state.xdebug
+    assert state().do_revoke and state().xdebug
 
 
 def test_delete_with_nothing_created_ignores_and_touches_nothing(world):
     fake, _ = world
-    entry.thread_state.do_revoke = True
+    state().do_revoke = True
     assert entry.pam_sm_setcred(FakePamh(), PAM_DELETE_CRED, [ARGV0]) == PAM_IGNORE
     assert entry.pam_sm_close_session(FakePamh(), 0, [ARGV0]) == PAM_SUCCESS
     assert fake.calls == []
@@ -129,7 +137,7 @@ def test_close_ignores_its_own_arguments(world):
     fake, _ = world
     pamh = FakePamh()
     entry.pam_sm_open_session(pamh, 0, [ARGV0])
-    serial = entry.thread_state.my_session_keyring
+    serial = state().my_session_keyring
     assert entry.pam_sm_close_session(pamh, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
     assert not fake.keyrings[serial].revoked
 
@@ -147,7 +155,7 @@ def test_unknown_word_is_reported_once_per_process(world):
         entry.pam_sm_open_session(FakePamh(), 0, [ARGV0, "Revoke", "force"])
     notices = [m for lv, m in log.lines if lv == "notice"]
     assert len(notices) == 1 and '"Revoke"' in notices[0]
-    assert not entry.thread_state.do_revoke
+    assert not state().do_revoke
 
 
 def test_unsupported_abi_fails_closed(world, monkeypatch):
@@ -169,7 +177,7 @@ def test_unexpected_exception_becomes_the_error_code(world, monkeypatch):
     _, log = world
     assert entry.pam_sm_open_session(FakePamh(), 0, [ARGV0]) == PAM_SESSION_ERR
     assert "internal error RuntimeError: surprise" in log.text()
-    entry.thread_state.my_session_keyring, entry.thread_state.do_revoke = 5, True
+    state().my_session_keyring, state().do_revoke = 5, True
     assert entry.pam_sm_close_session(FakePamh(), 0, [ARGV0]) == PAM_SUCCESS
 
 
@@ -203,11 +211,11 @@ def test_state_starts_afresh_once_every_handle_ended(world):
     fake, _ = world
     first, second = FakePamh(), FakePamh()
     assert entry.pam_sm_open_session(first, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
-    serial = entry.thread_state.my_session_keyring
+    serial = state().my_session_keyring
     entry.pam_sm_end(first)
     assert entry.pam_sm_close_session(second, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
     assert not fake.keyrings[serial].revoked
-    assert entry.thread_state.my_session_keyring == 0 and not entry.thread_state.do_revoke
+    assert state().my_session_keyring == 0 and not state().do_revoke
     assert entry.process_state.session_counter == -1  # as in a freshly loaded module
     entry.pam_sm_end(second)
 
@@ -218,7 +226,7 @@ def test_state_is_kept_while_another_handle_lives(world):
     fake, _ = world
     first, second = FakePamh(), FakePamh()
     assert entry.pam_sm_open_session(first, 0, [ARGV0, "revoke"]) == PAM_SUCCESS
-    serial = entry.thread_state.my_session_keyring
+    serial = state().my_session_keyring
     assert entry.pam_sm_setcred(second, 0, [ARGV0]) == PAM_IGNORE  # calls in, stays alive
     entry.pam_sm_end(first)
     assert entry.pam_sm_close_session(second, 0, [ARGV0]) == PAM_SUCCESS

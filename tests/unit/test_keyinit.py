@@ -12,6 +12,7 @@ from pam_pykeyinit.keyinit import (
     PAM_SUCCESS,
     PAM_SYSTEM_ERR,
     PAM_USER_UNKNOWN,
+    SLOTS,
     Context,
     Options,
     ThreadState,
@@ -19,14 +20,14 @@ from pam_pykeyinit.keyinit import (
     kill_keyrings,
 )
 
-from .fakes import USERS, FakeKernel, FakeLog
+from .fakes import USERS, FakeKernel, FakeLog, FakeSlots
 
 pytestmark = pytest.mark.unit
 
 
 def make(kernel: FakeKernel, user: str | None = "alice", get_user_code: int = PAM_SUCCESS):
     log = FakeLog()
-    thread = ThreadState()
+    thread = ThreadState(FakeSlots(SLOTS))
     ctx = Context(kernel, log, thread, lambda: (get_user_code, user), USERS.get)
     return ctx, log, thread
 

@@ -128,6 +128,139 @@ def test_a_module_that_is_not_one_word_is_refused(module):
         stacks.check_module_word(module, "/lib/security/")
 
 
+# -- words: brackets as _pam_tokenize takes them --------------------------------
+# Each case measured with pamtester and pam_echo on Debian 12's libpam 1.5.2
+# (pam_echo prints its arguments with one blank between them): the words
+# after 'session optional pam_echo.so' are what the module was given.
+
+BRACKETS = [
+    ("[hello world]", ["hello world"]),
+    ("[a\\]b]", ["a]b"]),  # '\]' is a ']' that does not end the word
+    ("[a\\\\]b]", ["a\\]b"]),  # only the backslash right before ']' goes
+    ("x[y]z", ["x[y]z"]),  # a word that does not start with '[' is kept whole
+    ("<[a\\]b]>", ["<[a\\]b]>"]),
+    ("[a]b", ["a", "b"]),  # the next word starts right after the ']'
+    ("[a[b]c]", ["a[b", "c]"]),  # the first ']' ends the word
+    ("> [] <", [">", "", "<"]),  # an empty word
+    ("> [a b  \n", [">", "a b  \n"]),  # unclosed: to the end of the line, newline too
+    ("> [a b  ", [">", "a b  "]),  # the file's last line, without a newline
+    ("> [a b  # comment\n", [">", "a b  "]),
+]
+
+
+@pytest.mark.parametrize("words,expected", BRACKETS)
+def test_a_bracketed_word_is_taken_as_libpam_takes_it(words, expected):
+    for blank_ends_line in (True, False):
+        (statement,) = stacks.parse("session optional pam_echo.so " + words, blank_ends_line)
+        assert statement.texts == ["session", "optional", "pam_echo.so", *expected]
+
+
+@pytest.mark.parametrize(
+    "blank_ends_line,expected", [(False, "a      b"), (True, "a  b")], ids=["1.5", "1.6+"]
+)
+def test_a_bracketed_word_across_a_continued_line(blank_ends_line, expected):
+    """Linux-PAM up to 1.5 keeps the blanks that start the next physical
+    line (_pam_assemble_line reads it into the buffer whole; measured:
+    'a', 6 blanks, 'b'), 1.6.0 and later skip them (_pam_str_trim)."""
+    text = "session optional pam_echo.so > [a \\\n    b] <\n"
+    (statement,) = stacks.parse(text, blank_ends_line)
+    assert statement.texts == ["session", "optional", "pam_echo.so", ">", expected, "<"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "session optional [pam_keyinit.so] [force] revoke\n",
+        "[session] [optional] [/lib/security/pam_keyinit.so] force [revoke]\n",
+        "session [success=ok default=ignore] [pam_keyinit.so]force revoke\n",
+        "[-session] optional pam_keyinit.so force revoke\n",
+    ],
+)
+def test_check_reads_a_bracketed_keyinit_line(tmp_path, text):
+    """Every field of a line is one _pam_tokenize word, brackets stripped:
+    type, control, module and arguments alike."""
+    (line,) = lines_of(tmp_path, text)
+    assert (line.type, line.name, line.args) == ("session", "pam_keyinit.so", ["force", "revoke"])
+    assert line.dash is text.startswith("[-")
+
+
+def test_a_bracketed_control_is_still_a_control(tmp_path):
+    (line,) = lines_of(tmp_path, "session [success=ok default=ignore] pam_keyinit.so\n")
+    assert line.control == "success=ok default=ignore" and line.name == "pam_keyinit.so"
+
+
+def test_a_bracketed_pam_python_line_runs_pam_pykeyinit(tmp_path):
+    (line,) = lines_of(tmp_path, "session optional [pam_python.so] [pam_pykeyinit.py] [force]\n")
+    assert line.ours and line.options() == ["force"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "session [include] [part]\n",
+        "session [substack] part\n",
+        "[@include] part\n",
+        "@include [part]\n",
+    ],
+)
+def test_a_bracketed_include(tmp_path, text):
+    """Measured: 'session [include] [FILE]', '@include [FILE]' and
+    '[@include] FILE' all read FILE (Debian's 031_pam_include takes its
+    words from _pam_StrTok too)."""
+    (tmp_path / "svc").write_text(text)
+    (tmp_path / "part").write_text("session optional pam_keyinit.so\n")
+    lines, findings = stacks.Reader(stacks.Rules((tmp_path,), debian_include=True)).read("svc")
+    assert [x.name for x in lines] == ["pam_keyinit.so"] and findings == []
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (
+            "session optional [pam_keyinit.so] force revoke\n",
+            f"session optional {OURS} force revoke\n",
+        ),
+        (
+            "session\toptional [/lib/security/pam_keyinit.so]\t[force]  # c\n",
+            f"session\toptional {OURS}\t[force]  # c\n",
+        ),
+        # the next word followed the ']' directly: a blank keeps it apart
+        ("session optional [pam_keyinit.so]force revoke\n", f"session optional {OURS} force revoke\n"),
+        ("[session][optional][pam_keyinit.so][force]", f"[session][optional]{OURS} [force]"),
+        # unclosed on the last line, without a newline: libpam's word is pam_keyinit.so
+        ("session optional [pam_keyinit.so", f"session optional {OURS}"),
+        # a word across a continued line: its part on the next line goes, the backslash stays
+        (
+            "session optional [/a \\\n  b/pam_keyinit.so] force\n",
+            f"session optional {OURS}\\\n   force\n",
+        ),
+    ],
+)
+def test_convert_replaces_a_bracketed_module_word_brackets_and_all(tmp_path, text, expected):
+    """'[pam_keyinit.so]' is libpam's pam_keyinit.so: convert replaces the
+    word with its brackets (inside them 'pam_python.so MODULE' would be one
+    word, a module path with a blank), and check then reads pam_pykeyinit."""
+    assert keyinit_lines(lines_of(tmp_path, text)) == [(1, "session", False)]
+    converted = stacks.convert_text(text, "pam_pykeyinit.py")
+    assert converted == expected
+    (line,) = lines_of(tmp_path, converted)
+    assert line.ours and line.options() == [w for w in ("force", "revoke") if w in text]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "session optional [pam_keyinit.so\n",  # libpam's word is 'pam_keyinit.so\n'
+        "session optional [pam_keyinit.so ] force\n",
+        "session optional [pam_keyinit.so\\]] force\n",
+        "session optional x[pam_keyinit.so]\n",
+    ],
+)
+def test_a_bracketed_word_that_is_not_pam_keyinit_is_left_alone(tmp_path, text):
+    assert stacks.convert_text(text, "pam_pykeyinit.py") == text
+    assert keyinit_lines(lines_of(tmp_path, text)) == []
+
+
 # -- reading: regular files only, at most MAX_BYTES -----------------------------
 
 

@@ -112,3 +112,57 @@ def test_session_keyrings_stay_per_thread(tools, tree, service, users):
     after = shows[len(in_thread) :]
     assert any(s.endswith(ses(Users.GID_UID, Users.GID_GID)) for s in in_thread)
     assert normalise(after) == normalise(before)  # the main thread's @s is untouched
+
+
+# Threads of a C program that did not start Python: pam_python's interpreter
+# belongs to the thread that first called it, and the GIL-safe build gives
+# any other thread a new Python thread state for each call
+# (PyGILState_Ensure). pam_keyinit.c keeps its state in __thread variables,
+# which live exactly as long as the OS thread; the module must do the same.
+THREAD_SEQUENCES = {
+    # the main thread starts PAM (auth: pam_python's interpreter is its
+    # own), a worker opens and closes: the worker's close revokes
+    "main-starts-worker-closes": "start 0 S U auth 0 thread open 0 show close 0 show endthread "
+    "end 0",
+    # the worker starts PAM itself
+    "worker-starts-worker-closes": "thread start 0 S U open 0 show close 0 show end 0 endthread",
+    # a worker opens and exits; a new worker (its thread ID may be the
+    # first one's) closes: it has no keyring of its own to revoke, and the
+    # first worker's keyring stays as it was (recall: revoked or not)
+    "worker-exits-new-worker-closes": "start 0 S U auth 0 thread open 0 show endthread "
+    "thread close 0 recall endthread end 0",
+    # setcred DELETE in a worker after its ESTABLISH, main started PAM
+    "main-starts-worker-setcred": "start 0 S U auth 0 thread setcred 0 establish show "
+    "setcred 0 delete show endthread end 0",
+}
+
+
+@pytest.mark.parametrize("sequence", THREAD_SEQUENCES)
+def test_worker_threads_like_pam_keyinit(
+    tools, tree, gil_safe_so, service, users, sequence, tmp_path
+):
+    """Through the GIL-safe pam_python (Debian's runs a foreign thread's
+    calls on the main thread's Python state, unsafely), with 'force
+    revoke': every call's result and every show/recall as with
+    pam_keyinit.so, no error or warning logged (a close that took over the
+    exited worker's state would try to revoke a keyring it cannot reach:
+    EACCES), and in the sequences that close in the thread that opened,
+    the keyring is revoked."""
+    results = []
+    for module in (C_MODULE, f"{gil_safe_so} {tree}"):
+        svc = service(stack(module, "force revoke", auth=True))
+        script = THREAD_SEQUENCES[sequence].replace(" S ", f" {svc} ").replace(" U ", " X ")
+        script = script.replace(" X ", f" {Users.GID_USER} ")
+        res = harness(tools, script.split(), capture_dir=tmp_path)
+        assert res.rc == 0, res.stderr
+        results.append(res)
+    theirs, ours = results
+    print("\n".join(["pam_keyinit.so:", *theirs.lines, "pam_pykeyinit:", *ours.lines]))
+    assert comparable(ours.lines) == comparable(theirs.lines)
+    for res in results:
+        assert [e["text"] for e in res.logs if e["severity"] <= 4] == []
+    revoked = [line for line in ours.lines if "Key has been revoked" in line]
+    if sequence == "worker-exits-new-worker-closes":
+        assert not revoked and any(line.startswith("recall s=") for line in ours.lines)
+    else:
+        assert revoked, ours.lines
