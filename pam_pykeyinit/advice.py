@@ -1,13 +1,12 @@
 """What an administrator can do about a failed call, keyed on its fields.
 
-Imported on failure only (keyinit._report), never on a good login. The
+Loaded on failure only (keyinit.module("advice")), never on a good login;
+it imports nothing a login has not loaded already (errno is built in). The
 advice is chosen from KernelError's ``call`` and ``errno`` (and, for keyctl,
 its operation), never from the text of the error.
 References: keyctl(2) ERRORS, keyrings(7) "Quotas", capabilities(7),
 persistent-keyring(7).
 """
-
-from __future__ import annotations
 
 import errno
 

@@ -20,6 +20,7 @@ its own.
 
 import _thread
 import pwd
+import sys
 
 from . import kernel
 from .kernel import (
@@ -33,7 +34,7 @@ from .kernel import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
+    from types import ModuleType, TracebackType
     from typing import Any
 
     from .interfaces import Ids, KernelLike, LogLike, PasswdLike, SlotsLike
@@ -383,8 +384,7 @@ def _link_persistent(ctx: Context, uid: int, serial: int) -> None:
     try:
         persistent = ctx.kernel.get_persistent(uid, serial)
     except KernelError as err:
-        from .advice import describe
-
+        describe = module("advice").describe
         doing = f"linking the persistent keyring of uid {uid} into session keyring {serial}"
         ctx.log.warning(describe(err, doing) + "; the session goes on without it")
         return
@@ -641,11 +641,20 @@ def internal_error(log: "LogLike", exc: Exception) -> None:
         pass
 
 
-def _report(ctx: "Context", err: "KernelError", doing: str) -> None:
-    # Imported here, on failure only: spares every good login an import.
-    from .advice import describe
+def module(name: str) -> "ModuleType":
+    """This package's module ``name``, run on first use (advice: on failure
+    only). At login trust.handlers puts its own loader here, so that such a
+    module comes from the checked folder and its own bytecode like the
+    others; elsewhere (the pykeyinit command, the tests) the import system
+    loads it."""
+    full = f"{__package__}.{name}"
+    __import__(full)
+    return sys.modules[full]
 
-    ctx.log.error(describe(err, doing))
+
+def _report(ctx: "Context", err: "KernelError", doing: str) -> None:
+    # Loaded here, on failure only: spares every good login a module.
+    ctx.log.error(module("advice").describe(err, doing))
 
 
 # ---------------------------------------------------------------------------
@@ -689,9 +698,8 @@ def _guarded(pam_type: str, error_ret: int, pamh: "Pamh", body: "Callable[[], in
     except kernel.UnsupportedABI as exc:
         Logger(_service(pamh), pam_type, None).error(f"refusing to touch keyrings: {exc}")
     except KernelError as err:  # current_thread_state's: no thread-specific keys left
-        from .advice import describe
-
-        Logger(_service(pamh), pam_type, None).error(describe(err, "keeping this thread's state"))
+        doing = "keeping this thread's state"
+        Logger(_service(pamh), pam_type, None).error(module("advice").describe(err, doing))
     except Exception as exc:  # noqa: BLE001 - never a traceback in the host
         internal_error(Logger(_service(pamh), pam_type, None), exc)
     return error_ret

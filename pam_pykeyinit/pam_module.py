@@ -1,29 +1,77 @@
 """pam_pykeyinit's loader, which pam_python runs; trust.py says how it decides."""
 
+import _imp
+import marshal
 import os
 import stat
-from _frozen_importlib_external import SourceFileLoader, cache_from_source
+import sys
+from _frozen_importlib_external import MAGIC_NUMBER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import types  # noqa: F401 - for the type comments
 
 
 def unsafe(path, strict):  # type: (str, bool) -> str
     st = os.lstat(path)
     if st.st_uid != 0:
         return f"{path} is owned by uid {st.st_uid}, not root"
+    if stat.S_ISLNK(st.st_mode):  # its mode means nothing; where it leads, strict or not
+        return f"{path} is a symbolic link" if strict else ""
     sticky = not strict and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-    if st.st_mode & 0o022 and not stat.S_ISLNK(st.st_mode) and not sticky:
+    if st.st_mode & 0o022 and not sticky:
         return f"{path} is writable by group or others (mode {st.st_mode & 0o7777:04o})"
     return ""
 
 
+def pyc(pkgdir, name):  # type: (str, str) -> str
+    # the package's own __pycache__, whatever sys.pycache_prefix says
+    return f"{pkgdir}/__pycache__/{name}.{sys.implementation.cache_tag}.pyc"
+
+
+def read(path):  # type: (str) -> tuple[bytes, os.stat_result]
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        return os.read(fd, st.st_size + 1), st
+    finally:
+        os.close(fd)
+
+
+def code(pkgdir, name):  # type: (str, str) -> types.CodeType
+    source = f"{pkgdir}/{name}.py"
+    data, st = read(source)
+    try:
+        cached = read(pyc(pkgdir, name))[0]
+    except OSError:
+        cached = b""
+    flags = int.from_bytes(cached[4:8], "little")
+    key = (st.st_mtime_ns // 10**9 & 0xFFFFFFFF) | (st.st_size & 0xFFFFFFFF) << 32
+    # Current as the import system judges it (importlib._bootstrap_external):
+    # a timestamp pyc with the source's mtime and size, or a checked-hash
+    # one with its hash. An unchecked-hash pyc proves nothing: the source.
+    if cached[:4] == MAGIC_NUMBER and (
+        (flags == 0 and int.from_bytes(cached[8:16], "little") == key)
+        or (
+            flags == 3
+            and cached[8:16] == _imp.source_hash(int.from_bytes(MAGIC_NUMBER, "little"), data)
+        )
+    ):
+        found = marshal.loads(memoryview(cached)[16:])  # noqa: S302 - checked above
+        _imp._fix_co_filename(found, source)  # type: ignore[attr-defined]
+        return found  # type: ignore[no-any-return]
+    return compile(data, source, "exec", dont_inherit=True)
+
+
 # Before trust.py runs: the package folder, trust.py, the folders above, and
-# the bytecode SourceFileLoader would read instead of trust.py.
+# the package's __pycache__ with trust.py's bytecode in it.
 def first_problem(pkgdir):  # type: (str) -> str
     trust, folder = pkgdir + "/trust.py", pkgdir
     why = unsafe(pkgdir, True) or unsafe(trust, True)
     while folder != "/" and not why:
         folder = os.path.dirname(folder)
         why = unsafe(folder, False)
-    for entry in (pkgdir + "/__pycache__", cache_from_source(trust)):
+    for entry in (pkgdir + "/__pycache__", pyc(pkgdir, "trust")):
         if not why and os.path.lexists(entry):
             why = unsafe(entry, True)
     return why
@@ -34,11 +82,9 @@ def load(path):  # type: (str) -> tuple[dict[str, object], str]
     why = first_problem(pkgdir)
     if why:
         return {}, why
-    name = "pam_pykeyinit.trust"
-    trust = {"__name__": name}  # type: dict[str, object]
-    code = SourceFileLoader(name, pkgdir + "/trust.py").get_code(name)
-    exec(code, trust)  # type: ignore[arg-type]  # noqa: S102 - checked by first_problem
-    return trust["handlers"](path, pkgdir, unsafe)  # type: ignore[operator,no-any-return]
+    trust = {"__name__": "pam_pykeyinit.trust"}  # type: dict[str, object]
+    exec(code(pkgdir, "trust"), trust)  # noqa: S102 - checked by first_problem
+    return trust["handlers"](path, pkgdir, unsafe, code)  # type: ignore[operator,no-any-return]
 
 
 def refuse(pamh, flags, argv):  # type: (object, int, list[str]) -> int

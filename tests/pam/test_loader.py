@@ -12,6 +12,7 @@ import os
 import runpy
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib.util import MAGIC_NUMBER
 from pathlib import Path
@@ -24,6 +25,7 @@ from pam_pykeyinit.keyinit import PAM_SUCCESS
 from ..conftest import require_root
 from ..pamlib import (
     PACKAGE,
+    TOOLS,
     Users,
     line,
     pam_python_so,
@@ -33,6 +35,7 @@ from ..pamlib import (
 )
 
 NOBODY = 65534
+CLIENT = TOOLS / "pyclient.py"
 USER_SES = ses(Users.GID_UID, Users.GID_GID)
 
 # -- the rule, on real files -------------------------------------------------
@@ -83,12 +86,16 @@ def test_writable_file_is_unsafe(loader, root_dir):
     assert "writable" in loader["unsafe"](str(f), True)
 
 
-def test_symlink_mode_is_ignored_but_owner_is_not(loader, root_dir):
+def test_a_symlink_is_refused_as_a_file_and_judged_by_owner_on_the_way(loader, root_dir):
+    """strict (a file the loader runs): a symbolic link is refused, root's
+    or not; on the way (folders a walk follows): its mode means nothing,
+    its owner does."""
     link = root_dir / "link"
     link.symlink_to("/etc/hostname")
-    assert loader["unsafe"](str(link), True) == ""
+    assert loader["unsafe"](str(link), True) == f"{link} is a symbolic link"
+    assert loader["unsafe"](str(link), False) == ""
     os.lchown(link, NOBODY, -1)
-    assert "owned by uid" in loader["unsafe"](str(link), True)
+    assert "owned by uid" in loader["unsafe"](str(link), False)
 
 
 def test_a_second_copy_of_the_package_in_one_process_is_refused(loader, tmp_path):
@@ -205,6 +212,135 @@ def test_no_file_of_the_package_runs_before_it_was_checked(
     text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
     assert f"{target} is writable by group or others" in text
     assert not marker.exists()
+
+
+def planted_pyc(source: Path, text: str) -> bytes:
+    """Bytecode of ``text`` that the import system takes as current for
+    ``source``: the source's mtime and size in its header."""
+    st = source.stat()
+    header = MAGIC_NUMBER + bytes(4)
+    header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+    header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    return header + marshal.dumps(compile(text, str(source), "exec"))
+
+
+@pytest.fixture
+def users_folder(users):
+    """A folder of the test user's, as an attacker's own files are: the
+    user owns it and everything put in it (chown_all)."""
+    top = Path(tempfile.mkdtemp(prefix="pykt-users-"))
+    top.chmod(0o755)
+    folder = top / "mine"
+    folder.mkdir()
+
+    def chown_all() -> Path:
+        for path in [folder, *folder.rglob("*")]:
+            os.lchown(path, Users.GID_UID, Users.GID_GID)
+        return folder
+
+    try:
+        yield folder, chown_all
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("what", ["module", "pycache", "bytecode"])
+def test_a_symlink_inside_the_package_is_refused(
+    tmp_path, service, users, own_tree, users_folder, what
+):
+    """A root-owned symbolic link in the package that leads to a user's
+    files: keyinit.py to the user's source, __pycache__ to the user's
+    folder of bytecode, kernel's bytecode to the user's. Only root can make
+    the link, but the user can change what it leads to, so the loader
+    refuses it by name and the user's code never runs; pykeyinit check
+    says the same (the loader's own verdict)."""
+    from pam_pykeyinit import stacks
+
+    marker, module = tmp_path / "ran", own_tree
+    folder, chown_all = users_folder
+    pycache = module.parent / "__pycache__"
+    text = PLANTED.format(marker=str(marker), name=what)
+    if what == "module":
+        (folder / "keyinit.py").write_text(text)
+        (module.parent / "keyinit.py").unlink()
+        next(pycache.glob("keyinit.*.pyc")).unlink()
+        link = module.parent / "keyinit.py"
+        link.symlink_to(folder / "keyinit.py")
+    elif what == "pycache":
+        # all the bytecode but trust.py's, whose absence makes the loader
+        # compile trust.py; kernel's runs the user's code
+        for pyc in pycache.glob("*.pyc"):
+            if not pyc.name.startswith("trust."):
+                shutil.copyfile(pyc, folder / pyc.name)
+        (kernel_pyc,) = folder.glob("kernel.*.pyc")
+        kernel_pyc.write_bytes(planted_pyc(module.parent / "kernel.py", text))
+        shutil.rmtree(pycache)
+        link = pycache
+        link.symlink_to(folder)
+    else:
+        (kernel_pyc,) = pycache.glob("kernel.*.pyc")
+        (folder / kernel_pyc.name).write_bytes(planted_pyc(module.parent / "kernel.py", text))
+        kernel_pyc.unlink()
+        link = kernel_pyc
+        link.symlink_to(folder / kernel_pyc.name)
+    chown_all()
+    svc = service([line("session", "required", py_module(module), "force")])
+    text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
+    assert f"{link} is a symbolic link" in text
+    assert not marker.exists(), marker.read_text()
+    assert stacks.loader_refusal(str(module)) == f"{link} is a symbolic link"
+
+
+def pamela_as_root(svc: str, *python_options: str, umask: int = 0o022) -> tuple[int, str]:
+    """tests/tools/pyclient.py's pamela scenario (open and close, in this
+    process), as root, in the test venv's Python with ``python_options``
+    and ``umask``: a Python host program as JupyterHub is one."""
+    proc = subprocess.run(
+        [sys.executable, *python_options, str(CLIENT), "pamela", svc, Users.GID_USER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        preexec_fn=lambda: os.umask(umask),
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_a_python_host_s_pycache_prefix_is_never_read(
+    tmp_path, service, users, own_tree, gil_safe_so, users_folder
+):
+    """A Python host run with -X pycache_prefix=<a user's folder> (or
+    PYTHONPYCACHEPREFIX), which the import system reads bytecode from
+    instead of __pycache__: bytecode planted there for kernel.py, current
+    for its source, never runs; the login works (GIL-safe pam_python:
+    Debian's crashes a Python host)."""
+    marker, module = tmp_path / "ran", own_tree
+    prefix, chown_all = users_folder
+    kernel_py = module.parent / "kernel.py"
+    # where importlib.util.cache_from_source puts it under that prefix
+    planted = prefix / str(module.parent).lstrip("/") / f"kernel.{sys.implementation.cache_tag}.pyc"
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(planted_pyc(kernel_py, PLANTED.format(marker=str(marker), name="kernel")))
+    chown_all()
+    svc = service([line("session", "required", f"{gil_safe_so} {module}", "force revoke")])
+    rc, said = pamela_as_root(svc, "-X", f"pycache_prefix={prefix}")
+    assert rc == 0, said
+    assert not marker.exists(), marker.read_text()
+
+
+def test_a_python_host_writes_nothing_at_login(tmp_path, service, users, own_tree, gil_safe_so):
+    """A root Python host that writes bytecode (no -B), with umask 002, on a
+    package without bytecode: the login writes nothing (the import system
+    would have made __pycache__ 0775, and every later login would have
+    been refused), so the next login works too."""
+    module = own_tree
+    shutil.rmtree(module.parent / "__pycache__")
+    before = sorted(p.name for p in module.parent.iterdir())
+    svc = service([line("session", "required", f"{gil_safe_so} {module}", "force revoke")])
+    for _ in range(2):
+        rc, said = pamela_as_root(svc, umask=0o002)
+        assert rc == 0, said
+        assert sorted(p.name for p in module.parent.iterdir()) == before
 
 
 def test_installed_as_a_symlink(tmp_path, tree, probe, service, users):
