@@ -4,12 +4,17 @@ One model of a stack file, used by both commands: parse() turns a file into
 Statements, the logical lines of libpam (a '#' ends the line, a trailing
 backslash joins the next), each word keeping the physical line and column
 it came from, so that convert() can rewrite one word and leave every other
-byte of the file as it was. Words are split as _pam_tokenize splits them: a
-[bracketed group] (with \\] inside) is one word. Where Linux-PAM versions
-differ, the system's libpam decides (Rules, from host):
+byte of the file as it was. Words are split as _pam_tokenize splits them
+(_split), every field of a line alike (type, control, module, arguments): a
+word that starts with '[' runs to the first ']' not after a backslash and
+is taken without its brackets ('[pam_keyinit.so]' is pam_keyinit.so; a
+control '[success=ok ...]' is then read as a control). Where Linux-PAM
+versions differ, the system's libpam decides (Rules, from host):
 - a blank or comment line inside a continued line: skipped up to 1.5.3
   (pam_handlers.c, _pam_assemble_line), the end of the logical line since
   1.6.0 (e5e53ebe, "support arbitrarily long config lines");
+- the blanks that start a continuing line (only a bracketed word shows
+  them): kept up to 1.5.3, skipped since 1.6.0 (_pam_str_trim);
 - a file that ends inside a continued line fails the service in both;
 - the service file is /etc/pam.d/SERVICE, else the vendor folder's
   (/usr/lib/pam.d, _pam_open_config_file); upstream reads an included file
@@ -21,7 +26,10 @@ module is missing). '@include FILE' takes every line of FILE, and 'TYPE
 include FILE' / 'TYPE substack FILE' take FILE's lines of that TYPE; more
 than PAM_SUBSTACK_MAX_LEVEL (16) levels of inclusion fail the service.
 is_pykeyinit_file() is the one test of whether a pam_python line runs
-pam_pykeyinit.
+pam_pykeyinit. A service without a file runs OTHER's stack, and so does a
+service for each module type its file leaves out (Reader.dispatched);
+setuid_callers() is the one decision of which set-user-ID programs run a
+line.
 
 Files are read by read_stack(): regular files only, at most MAX_BYTES. A
 file that cannot be read, an include loop, and every other finding become
@@ -72,11 +80,17 @@ INTERACTIVE = (
     "xrdp-sesman",
 )
 # Services of programs that run PAM as root for an unprivileged caller,
-# with the caller's environment: su, sudo, pkexec, passwd, chfn and chsh
-# are set-user-ID (a pam_python that does not name its interpreter lets
-# that caller's PATH choose Python's standard library). runuser, login,
-# sshd and cron are started by root and are not.
-SETUID_SERVICES = ("su", "su-l", "sudo", "sudo-i", "polkit-1", "passwd", "chfn", "chsh")
+# with the caller's environment: su, sudo, pkexec, passwd, chfn, chsh and
+# doas are set-user-ID (a pam_python that does not name its interpreter lets
+# that caller's PATH choose Python's standard library). doas is OpenDoas's
+# service (pam.c: PAM_SERVICE_NAME "doas"; Debian's opendoas installs
+# /usr/bin/doas mode 4755 and /etc/pam.d/doas). runuser, login, sshd and
+# cron are started by root and are not. One of these without a file, and any
+# set-user-ID program without one, runs OTHER's stack (setuid_callers).
+SETUID_SERVICES = ("su", "su-l", "sudo", "sudo-i", "polkit-1", "passwd", "chfn", "chsh", "doas")
+# libpam's PAM_DEFAULT_SERVICE (pam_private.h): the stack of a service
+# without a file, and of each module type a service's file leaves out
+OTHER = "other"
 # pam-auth-update's markers in the files it writes (pam-auth-update(8))
 MANAGED_MARKERS = ("# here are the per-package modules", "# end of pam-auth-update config")
 
@@ -96,9 +110,12 @@ class Finding:
 
 @dataclass(frozen=True)
 class Word:
-    text: str
+    text: str  # as libpam takes it: a [bracketed] word without its brackets
     line: int  # physical line of its first character, from 1
     column: int  # its offset in that line
+    # the file's characters it was read from: (physical line, start, end) on
+    # each line it spans, brackets included, a continuation's backslash not
+    spans: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass
@@ -126,16 +143,28 @@ class Statement:
 def parse(text: str, blank_ends_line: bool = True) -> list[Statement]:
     """The logical lines of a stack file, as libpam assembles them; with
     ``blank_ends_line`` (Linux-PAM 1.6.0 and later) a blank or comment line
-    ends a continued line, else it is skipped."""
+    ends a continued line, else it is skipped. A logical line holds what
+    libpam's buffer holds, which only a [bracketed] word can show (measured
+    with pam_echo on 1.5.2): up to 1.5 the blanks that start a continuing
+    line (_pam_assemble_line reads it whole with fgets(); 1.6.0's
+    _pam_str_trim skips them), and the blanks and newline that end the
+    logical line, or the blanks before its '#' (neither version removes
+    them: '[a b  ' at the end of a line is the word 'a b  \\n')."""
     statements: list[Statement] = []
     # the logical line being built, and for each of its characters the
-    # (physical line, column) it came from
+    # (physical line, column) it came from: None for the blank that stands
+    # for a continuation's backslash and for the newline that ends the line
     chars: list[str] = []
-    where: list[tuple[int, int]] = []
+    where: list[tuple[int, int] | None] = []
     start = 0
 
     def end_statement(complete: bool = True) -> None:
-        words = [Word(t, *where[at]) for at, t in _split("".join(chars))]
+        words = []
+        for first, end, word in _split("".join(chars)):
+            # a word starts at a character of the file: the two stand-ins
+            # are blanks, which end words
+            spans = _spans(where[first:end])
+            words.append(Word(word, spans[0][0], spans[0][1], spans))
         if words:
             statements.append(Statement(start, words, complete))
         chars.clear()
@@ -152,45 +181,79 @@ def parse(text: str, blank_ends_line: bool = True) -> list[Statement]:
             if blank_ends_line:
                 end_statement()
             continue  # nothing here
+        if chars and not blank_ends_line:
+            body = raw  # a continuing line, whole: Linux-PAM up to 1.5
         offset = len(raw) - len(body)
         cut = body.find("#")
         content = body if cut < 0 else body[:cut]
+        places: list[tuple[int, int] | None] = [(number, offset + k) for k in range(len(content))]
         continues = False
         if cut < 0:
-            content = content.rstrip(" \t")
-            if content.endswith("\\"):
-                content, continues = content[:-1] + " ", True
+            kept = content.rstrip(" \t")
+            if kept.endswith("\\"):
+                content, continues = kept[:-1] + " ", True
+                places[len(kept) - 1 :] = [None]
+            elif number < len(rows) or text.endswith("\n"):
+                content += "\n"
+                places.append(None)
         if not chars:
             start = number
         chars.extend(content)
-        where.extend((number, offset + k) for k in range(len(content)))
+        where.extend(places)
         if not continues:
             end_statement()
     end_statement(complete=False)  # words left: the file ended inside a continued line
     return statements
 
 
-def _split(text: str) -> list[tuple[int, str]]:
-    """(offset, word) of each word, where a [bracketed group] (with \\]
-    inside) is one word (_pam_StrTok)."""
-    words: list[tuple[int, str]] = []
+def _split(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, word) of each word of a logical line, as libpam takes
+    them: _pam_tokenize (pam_misc.c; _pam_StrTok up to 1.5.3, the same
+    rule) reads every field of a line and, through _pam_mkargv, each
+    argument. Words end at a blank, tab or newline; one that starts with
+    '[' ends at the first ']' that no backslash precedes, or at the end of
+    the line, and is the text between, with each '\\]' taken as ']' (only a
+    backslash right before a ']' goes: '[a\\\\]b]' is 'a\\]b'); the next
+    word may start right after that ']'. A '[' or ']' elsewhere is an
+    ordinary character: 'x[y]z' is one word. Measured with pam_echo on
+    1.5.2; the code is the same in 1.7.0."""
+    words: list[tuple[int, int, str]] = []
     i, n = 0, len(text)
     while i < n:
         if text[i] in " \t\n":
             i += 1
             continue
-        j = i
         if text[i] == "[":
-            j += 1
+            inside: list[str] = []
+            j = i + 1
             while j < n and text[j] != "]":
-                j += 2 if text[j] == "\\" and j + 1 < n and text[j + 1] == "]" else 1
-            j = min(j + 1, n)
-        else:
-            while j < n and text[j] not in " \t\n":
+                if text[j] == "\\" and j + 1 < n and text[j + 1] == "]":
+                    j += 1
+                inside.append(text[j])
                 j += 1
-        words.append((i, text[i:j]))
-        i = j
+            end = min(j + 1, n)  # past the ']', if there is one
+            words.append((i, end, "".join(inside)))
+        else:
+            end = i
+            while end < n and text[end] not in " \t\n":
+                end += 1
+            words.append((i, end, text[i:end]))
+        i = end
     return words
+
+
+def _spans(places: list[tuple[int, int] | None]) -> tuple[tuple[int, int, int], ...]:
+    """The (physical line, start, end) runs of a word's characters."""
+    spans: list[tuple[int, int, int]] = []
+    for place in places:
+        if place is None:
+            continue
+        number, column = place
+        if spans and spans[-1][0] == number and spans[-1][2] == column:
+            spans[-1] = (number, spans[-1][1], column + 1)
+        else:
+            spans.append((number, column, column + 1))
+    return tuple(spans)
 
 
 def is_pykeyinit_file(target: str, pam_python_dir: str) -> bool:
@@ -317,8 +380,31 @@ class Reader:
         if top != str(first):
             note = f"read from the vendor folder: there is no {first}"
             findings.append(Finding(service, top, 0, "info", note))
-        self._read(service, top, None, [], (top, 0), lines, findings)
+        self._read(service, top, None, [], (top, 0), lines, findings, set())
         return lines, findings
+
+    def dispatched(self, service: str) -> list[Line]:
+        """The module lines libpam runs for ``service``, in its four stacks.
+        libpam reads the service's file, the first folder's that has one
+        (Rules.find; a file it cannot open counts as none), and then OTHER
+        (pam_handlers.c, _pam_init_handlers: "now parse the
+        PAM_DEFAULT_SERVICE", after "Some people want to always use
+        'other'"); each module type then runs the service's own handlers
+        if its file gave that type any, a failing one included, else
+        OTHER's (pam_dispatch.c, _pam_dispatch: "there was no
+        handlers.conf... entry; will use handlers.other..."). So a service
+        without a file runs OTHER's stack whole. Findings are left to
+        check_service."""
+        own: list[Line] = []
+        given: set[str] = set()
+        path = self.rules.find(service)
+        if service != OTHER and os.path.exists(path):
+            self._read(service, str(path), None, [], (str(path), 0), own, [], given)
+        other: list[Line] = []
+        path = self.rules.find(OTHER)
+        if os.path.exists(path):
+            self._read(service, str(path), None, [], (str(path), 0), other, [], set())
+        return own + [x for x in other if x.type not in given]
 
     def _include(self, name: str) -> tuple[str, str]:
         """The file an include names, and, when it is missing only because
@@ -343,26 +429,40 @@ class Reader:
         origin: tuple[str, int],
         lines: list[Line],
         findings: list[Finding],
+        given: set[str],
     ) -> None:
         """Read ``file`` (only its lines of type ``only``, if given), included
-        along ``chain`` by the line at ``origin``."""
+        along ``chain`` by the line at ``origin``; ``given`` collects the
+        module types that libpam gives a handler (pam_handlers.c,
+        _pam_parse_conf_file: each module line, each substack, and the
+        handler that always fails, put in place of a line it cannot use or
+        of an include that fails), for Reader.dispatched."""
 
         def found(severity: str, message: str, number: int = 0) -> None:
             where = (file, number) if number else origin
             findings.append(Finding(service, *where, severity, message))
 
+        def failed_include() -> None:
+            # the failing handler takes the include's type; an '@include'
+            # at the top level has none, and libpam fails the service
+            if chain and only is not None:
+                given.add(only)
+
         if file in chain:
             found(
                 "error", f"include loop: {' -> '.join([*chain, file])}; Linux-PAM fails the service"
             )
+            failed_include()
             return
         if len(chain) > MAX_LEVEL:
             found("error", f"more than {MAX_LEVEL} levels of inclusion at {file}")
+            failed_include()
             return
         try:
             text = read_stack(file).decode("utf-8", "replace")
         except OSError as err:
             found("error", f"cannot read {file}: {err.strerror}; Linux-PAM fails the service")
+            failed_include()
             return
         for statement in parse(text, self.rules.blank_ends_line):
             words, number = statement.texts, statement.number
@@ -382,8 +482,12 @@ class Reader:
                 target, why = self._include(words[1])
                 if why:
                     found("error", why, number)
+                    if only is not None:
+                        given.add(only)
                     continue
-                self._read(service, target, only, [*chain, file], (file, number), lines, findings)
+                self._read(
+                    service, target, only, [*chain, file], (file, number), lines, findings, given
+                )
                 continue
             typed = statement.module_type()
             if typed is None:
@@ -396,8 +500,11 @@ class Reader:
                         f" always fails in the {only or 'auth'} stack in its place",
                         number,
                     )
+                    given.add(only or "auth")
                 else:
                     found("error", f"incomplete line: {' '.join(words)[:80]!r}", number)
+                    if only in (None, first.lower()):
+                        given.add(first.lower())
                 continue
             kind, dash = typed
             control, module, args = words[1], words[2], words[3:]
@@ -405,10 +512,14 @@ class Reader:
                 continue
             if control.lower() in ("include", "substack"):
                 target, why = self._include(module)
+                if control.lower() == "substack" or why:
+                    given.add(kind)  # a substack is a handler of its own
                 if why:
                     found("error", why, number)
                     continue
-                self._read(service, target, kind, [*chain, file], (file, number), lines, findings)
+                self._read(
+                    service, target, kind, [*chain, file], (file, number), lines, findings, given
+                )
                 continue
             ours = (
                 os.path.basename(module) == "pam_python.so"
@@ -416,6 +527,7 @@ class Reader:
                 and is_pykeyinit_file(args[0], self.pam_python_dir)
             )
             lines.append(Line(file, number, kind, dash, control, module, args, ours))
+            given.add(kind)
 
 
 @dataclass
@@ -427,8 +539,10 @@ class Context:
     pam_python_dir: str  # where pam_python takes a relative file from
     import_path_problems: list[str] = field(default_factory=list)
     import_path_error: str = ""
-    # (file, line) -> the SETUID_SERVICES that run it; read on first need
+    # (file, line) -> the SETUID_SERVICES, and OTHER, that run it, and the
+    # SETUID_SERVICES without a file here; found on first need (setuid_callers)
     setuid_lines: dict[tuple[str, int], list[str]] | None = None
+    setuid_missing: list[str] = field(default_factory=list)
 
 
 def _existing(path: str) -> str:
@@ -497,35 +611,55 @@ def loader_refusal(target: str) -> str:
 
 
 def setuid_callers(x: Line, reader: Reader, ctx: Context) -> list[str]:
-    """The SETUID_SERVICES of this host whose stacks run the line ``x``
-    (the same line of the same file, reached through their includes).
-    Their stacks are read once per run, into ctx.setuid_lines."""
+    """Who runs the line ``x`` (the same line of the same file, reached
+    through includes) as root for an unprivileged caller: the one decision
+    of check's set-user-ID rule. Each of SETUID_SERVICES that has a file
+    here (Rules.find: the PAM folder, then the vendor folder), by the
+    stacks libpam runs for it (Reader.dispatched: the module types its file
+    leaves out are OTHER's, as for passwd on Debian), and OTHER itself,
+    which libpam runs for every service without a file: one of
+    SETUID_SERVICES not installed here (ctx.setuid_missing), or any
+    set-user-ID program not listed. Read once per run, into
+    ctx.setuid_lines."""
     if ctx.setuid_lines is None:
         ctx.setuid_lines = {}
-        for service in SETUID_SERVICES:
-            if reader.rules.find(service).is_file():
-                for y in reader.read(service)[0]:
-                    callers = ctx.setuid_lines.setdefault((y.file, y.number), [])
-                    if service not in callers:
-                        callers.append(service)
+        present = [s for s in SETUID_SERVICES if os.path.exists(reader.rules.find(s))]
+        ctx.setuid_missing = [s for s in SETUID_SERVICES if s not in present]
+        for service in [*present, OTHER]:
+            for y in reader.dispatched(service):
+                callers = ctx.setuid_lines.setdefault((y.file, y.number), [])
+                if service not in callers:
+                    callers.append(service)
     return ctx.setuid_lines.get((x.file, x.number), [])
 
 
-def unnamed_interpreter(so: Path, callers: list[str]) -> str:
-    """check's words on a pam_python.so without patch 3005."""
+def unnamed_interpreter(so: Path, callers: list[str], missing: list[str]) -> str:
+    """check's words on a pam_python.so without patch 3005, run by
+    ``callers`` (setuid_callers), with ``missing`` the SETUID_SERVICES that
+    have no file here."""
     said = (
         f"{so} starts Python without naming it (no patch 3005): Python takes its"
         " standard library from beside the first python3 on the caller's PATH"
     )
     if callers:
+        other = ""
+        if OTHER in callers:
+            who = "any set-user-ID program without one"
+            if missing:
+                who = f"here {', '.join(missing)}, and any other set-user-ID program without one"
+            other = (
+                f"; {OTHER} is what libpam reads for a service without a file of its own"
+                f" ({who}) and for each module type a service's file leaves out"
+            )
         return (
             f"{said}, and {', '.join(callers)} {'run' if len(callers) > 1 else 'runs'} this"
             " line as root with the caller's"
-            " environment: any local user can run code as root; install the project's"
+            f" environment: any local user can run code as root{other}; install the project's"
             " libpam-python or take pam_python out of this stack (README, Install)"
         )
     return (
-        f"{said}; no set-user-ID program's service ({', '.join(SETUID_SERVICES)}) runs"
+        f"{said}; no set-user-ID program's service ({', '.join(SETUID_SERVICES)}, or"
+        f" {OTHER}, which libpam reads for a service without a file of its own) runs"
         " this line here, but one that did would let its callers run code as root"
         " (README, Python PAM applications)"
     )
@@ -565,7 +699,8 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
                 unnamed.append((x, so, setuid_callers(x, reader, ctx)))
         # every line a set-user-ID program runs is an error; else one note
         for x, so, callers in [u for u in unnamed if u[2]] or unnamed[:1]:
-            add(x, "error" if callers else "info", unnamed_interpreter(so, callers))
+            message = unnamed_interpreter(so, callers, ctx.setuid_missing)
+            add(x, "error" if callers else "info", message)
         for x in python_lines:
             so = host.find_module(x.module, ctx.module_dirs)
             if so is not None and not host.gil_safe(so):
@@ -715,7 +850,7 @@ class Conversion:
 def check_module_word(module: str, pam_python_dir: str) -> None:
     """--module must be one word that check recognises as pam_pykeyinit
     (is_pykeyinit_file), or what convert writes would not be checked."""
-    if not module or _split(module) != [(0, module)] or "#" in module or module.startswith("["):
+    if not module or _split(module) != [(0, len(module), module)] or "#" in module:
         raise InputError(f"--module {module!r}: not a single word of a PAM line")
     if not is_pykeyinit_file(module, pam_python_dir):
         raise InputError(
@@ -728,8 +863,14 @@ def convert_text(text: str, module: str, blank_ends_line: bool = True) -> str:
     """Each pam_keyinit.so module word of a module line (parse(), the
     model check reads, with the same rule for blank lines) replaced by
     'pam_python.so MODULE'; every other byte kept: type, control, options,
-    comments, spacing, continuations. A line the file ends inside is left:
-    libpam never uses it."""
+    comments, spacing, continuations. A [bracketed] word, which libpam runs
+    without its brackets, is replaced brackets and all: inside them,
+    'pam_python.so MODULE' would be one word, a module path with a blank;
+    when the next word followed its ']' directly (_pam_tokenize starts a
+    word there), one blank after MODULE keeps them apart, the one byte
+    added. A word across a continued line is replaced where it starts, its
+    part on the following lines removed (each backslash stays). A line the
+    file ends inside is left: libpam never uses it."""
     rows = text.split("\n")
     for statement in parse(text, blank_ends_line):
         if (
@@ -741,9 +882,15 @@ def convert_text(text: str, module: str, blank_ends_line: bool = True) -> str:
         word = statement.words[2]
         if os.path.basename(word.text) != "pam_keyinit.so":
             continue
-        row = rows[word.line - 1]
-        end = word.column + len(word.text)
-        rows[word.line - 1] = f"{row[: word.column]}pam_python.so {module}{row[end:]}"
+        last, _, end = word.spans[-1]
+        after = statement.words[3:4]
+        glued = bool(after) and (after[0].line, after[0].column) == (last, end)
+        for k, (number, start, stop) in enumerate(word.spans):
+            new = f"pam_python.so {module}" if k == 0 else ""
+            if glued and k == len(word.spans) - 1:
+                new += " "
+            row = rows[number - 1]
+            rows[number - 1] = f"{row[:start]}{new}{row[stop:]}"
     return "\n".join(rows)
 
 

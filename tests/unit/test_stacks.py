@@ -225,7 +225,10 @@ def test_a_bracketed_include(tmp_path, text):
             f"session\toptional {OURS}\t[force]  # c\n",
         ),
         # the next word followed the ']' directly: a blank keeps it apart
-        ("session optional [pam_keyinit.so]force revoke\n", f"session optional {OURS} force revoke\n"),
+        (
+            "session optional [pam_keyinit.so]force revoke\n",
+            f"session optional {OURS} force revoke\n",
+        ),
         ("[session][optional][pam_keyinit.so][force]", f"[session][optional]{OURS} [force]"),
         # unclosed on the last line, without a newline: libpam's word is pam_keyinit.so
         ("session optional [pam_keyinit.so", f"session optional {OURS}"),
@@ -479,3 +482,35 @@ def test_rules_for_the_folders_given(monkeypatch, folders):
     assert stacks.rules(etc) == stacks.Rules((etc,), True, False)
     assert stacks.rules(etc, vendor) == stacks.Rules((etc, vendor), True, False)
     assert stacks.rules(None, vendor).dirs == (Path("/etc/pam.d"), vendor)
+
+
+# -- the stacks libpam runs: a module type a file leaves out is other's ---------
+
+
+@pytest.mark.parametrize(
+    "own,others",
+    [
+        (None, True),  # no file (measured: common-session's pam_unix ran, through other)
+        ("auth required pam_permit.so\n", True),  # measured the same
+        ("session required pam_deny.so\n", False),  # measured: rc 1, its own stack
+        ("session required pam_nonexistent.so\n", False),  # measured: "Module is unknown"
+        ("session required\n", False),  # a line libpam cannot use: a failing handler
+        ("session substack part\n", False),  # a substack is a handler of its own
+        ("session include part\n", True),  # an include of no session line adds none
+        ("session include missing\n", False),  # a failing include: a failing handler
+    ],
+)
+def test_a_module_type_a_file_leaves_out_is_others(tmp_path, own, others):
+    """pam_dispatch.c: a type with no handler from the service's file runs
+    other's handlers of that type; a service without a file runs other's
+    whole stack."""
+    (tmp_path / "other").write_text("auth required pam_env.so\nsession optional pam_keyinit.so\n")
+    (tmp_path / "part").write_text("auth required pam_permit.so\n")
+    if own is not None:
+        (tmp_path / "svc").write_text(own)
+    lines = stacks.Reader(stacks.Rules((tmp_path,))).dispatched("svc")
+    session = [(x.file, x.name) for x in lines if x.type == "session"]
+    assert ((str(tmp_path / "other"), "pam_keyinit.so") in session) is others, session
+    assert [x.name for x in lines if x.type == "auth"] == (
+        ["pam_env.so"] if own is None or not own.startswith("auth") else ["pam_permit.so"]
+    )

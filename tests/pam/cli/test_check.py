@@ -80,11 +80,14 @@ def stacks(tmp_path, tree, refused_tree):
     return pam
 
 
-def check(pam: Path, modules: Path, python: Path, *services: str) -> tuple[int, list[dict]]:
+def check(
+    pam: Path, modules: Path, python: Path, *services: str, vendor: Path | None = None
+) -> tuple[int, list[dict]]:
     proc = pykeyinit(
         "check",
         "--pam-dir",
         str(pam),
+        *(["--vendor-dir", str(vendor)] if vendor else []),
         "--module-dir",
         str(modules),
         "--python",
@@ -289,6 +292,76 @@ def test_a_pam_python_that_does_not_name_its_interpreter(stacks, hosts, tree, bu
         assert seen == {"su": (0, []), "cron": (0, []), "mixed": (0, [])}
 
 
+def unnamed_notes(
+    pam: Path, modules: Path, python: Path, service: str, vendor: Path | None = None
+) -> tuple[int, list[tuple[str, str, int]], list[str]]:
+    """check's status, and where and what it says of a pam_python.so without
+    patch 3005 (the stand-in written by stock_pam_python)."""
+    rc, findings = check(pam, modules, python, service, vendor=vendor)
+    notes = [f for f in findings if "patch 3005" in f["message"]]
+    return rc, [(f["severity"], f["file"], f["line"]) for f in notes], [f["message"] for f in notes]
+
+
+def stock_pam_python(modules: Path) -> None:
+    """A stand-in pam_python.so with the GIL fix and without patch 3005."""
+    (modules / "pam_python.so").write_bytes(b"\0libpython3.11.so.1.0\0PyGILState_Ensure\0")
+
+
+def test_doas_is_a_set_user_id_programs_service(stacks, hosts, tree):
+    """OpenDoas starts PAM as pam_start("doas", ...) (pam.c, PAM_SERVICE_NAME),
+    and Debian's opendoas installs /usr/bin/doas set-user-ID root and
+    /etc/pam.d/doas: a line its stack runs is an error."""
+    modules, _, clean, _ = hosts
+    stock_pam_python(modules)
+    write(stacks, "common-session-py", f"session optional pam_python.so {tree} force")
+    write(stacks, "doas", "@include common-auth\n@include common-session-py")
+    write(stacks, "cron", "@include common-session-py")
+    for service in ("doas", "cron"):
+        rc, where, said = unnamed_notes(stacks, modules, clean, service)
+        assert (rc, where) == (1, [("error", str(stacks / "common-session-py"), 1)]), said
+        assert "doas runs this line as root with the caller's environment" in said[0]
+
+
+def test_other_is_the_stack_of_a_program_without_a_file(stacks, hosts, tree, tmp_path):
+    """libpam reads 'other' for a service that has no file (in the PAM
+    folder, then the vendor folder) and, for one that has a file, for each
+    module type the file leaves out (pam_dispatch.c): a line 'other' runs is
+    run by every set-user-ID program without a file of its own, listed
+    (here su, sudo, sudo-i, chfn, chsh, doas) or not, and by passwd, whose
+    file has only password lines."""
+    modules, _, clean, _ = hosts
+    stock_pam_python(modules)
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    py = stacks / "common-session-py"
+    write(stacks, "common-session-py", f"session optional pam_python.so {tree} force")
+    write(stacks, "other", "@include common-auth\n@include common-session-py")
+    write(stacks, "cron", "@include common-session-py")  # not a set-user-ID program's
+    write(stacks, "passwd", "password required pam_permit.so")
+    write(vendor, "polkit-1", "session required pam_permit.so")  # a session stack of its own
+    write(stacks, "lonely", f"session optional pam_python.so {tree}")
+    for service in ("cron", "other"):
+        rc, where, said = unnamed_notes(stacks, modules, clean, service, vendor)
+        assert (rc, where) == (1, [("error", str(py), 1)]), said
+        assert "passwd, other run this line as root with the caller's environment" in said[0]
+        assert (
+            "other is what libpam reads for a service without a file of its own"
+            " (here su, sudo, sudo-i, chfn, chsh, doas, and any other set-user-ID program"
+            " without one) and for each module type a service's file leaves out"
+        ) in said[0], said[0]
+    rc, where, said = unnamed_notes(stacks, modules, clean, "lonely", vendor)
+    assert (rc, where) == (0, [("info", str(stacks / "lonely"), 1)]), said
+    assert (
+        "no set-user-ID program's service (su, su-l, sudo, sudo-i, polkit-1, passwd, chfn,"
+        " chsh, doas, or other, which libpam reads for a service without a file of its own)"
+        " runs this line here"
+    ) in said[0], said[0]
+    # without an 'other', a service without a file fails: nothing runs the line
+    (stacks / "other").unlink()
+    rc, where, said = unnamed_notes(stacks, modules, clean, "cron", vendor)
+    assert (rc, where) == (0, [("info", str(py), 1)]), said
+
+
 # -- the folders and line rules, against libpam itself --------------------------
 
 
@@ -363,3 +436,39 @@ def test_a_continued_line_is_joined_by_check_as_by_libpam(system_folders, betwee
     ]
     expected = "(revoke)" if joined else "(no options)"
     assert infos == [f"session keyring from pam_keyinit.so {expected}"], (said, infos)
+
+
+def test_brackets_are_stripped_by_check_as_by_libpam(system_folders):
+    """libpam takes '[...]' as one word without its brackets, in every
+    field of a line ('\\]' is a ']'): the same line with pam_echo shows the
+    arguments libpam passes, and check must name the same options."""
+    etc, _, prefix = system_folders
+    layout = (
+        "session optional [{}] [force] x[y]z [a\\]b] [revoke]\nsession optional pam_permit.so\n"
+    )
+    (etc / f"{prefix}-echo").write_text(layout.format("pam_echo.so] [said:"))
+    (etc / f"{prefix}-key").write_text(layout.format("pam_keyinit.so"))
+    rc, said = libpam_reads(f"{prefix}-echo")
+    assert (rc, said) == (0, ["said: force x[y]z a]b revoke"])
+    found = check_system(f"{prefix}-key")
+    infos = [f["message"] for f in found if "session keyring" in f["message"]]
+    assert infos == [f"session keyring from pam_keyinit.so ({said[0][len('said: ') :]})"], found
+    unknown = sorted(f["message"] for f in found if "unknown option" in f["message"])
+    assert [m.split("'")[1] for m in unknown] == ["a]b", "x[y]z"], unknown
+
+
+def test_a_bracketed_word_across_a_continued_line_is_read_by_check_as_by_libpam(system_folders):
+    """The blanks that start a continuing line: part of a bracketed word up
+    to Linux-PAM 1.5 (measured on 1.5.2: 'a', six blanks, 'b'), skipped
+    since 1.6.0 ('a', two blanks, 'b'); check must read what this libpam
+    reads."""
+    etc, _, prefix = system_folders
+    layout = "session optional {} [a \\\n    b]\nsession optional pam_permit.so\n"
+    (etc / f"{prefix}-echo").write_text(layout.format("pam_echo.so said:"))
+    (etc / f"{prefix}-key").write_text(layout.format("pam_keyinit.so"))
+    rc, said = libpam_reads(f"{prefix}-echo")
+    assert rc == 0 and said[0] in ("said: a      b", "said: a  b"), said
+    infos = [
+        f["message"] for f in check_system(f"{prefix}-key") if "session keyring" in f["message"]
+    ]
+    assert infos == [f"session keyring from pam_keyinit.so ({said[0][len('said: ') :]})"], said

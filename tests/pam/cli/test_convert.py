@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -135,3 +136,26 @@ def test_a_vendor_stack_is_copied_to_etc_and_logs_in(tree, probe, users, system_
     again = pykeyinit("convert", "--module", str(tree), "--write", svc)
     assert again.returncode == 0 and again.stdout == ""
     assert f"no pam_keyinit.so line in {etc / svc}" in again.stderr
+
+
+def test_a_bracketed_module_word_becomes_a_pam_pykeyinit_line(tree, probe, users):
+    """libpam runs '[pam_keyinit.so]' as pam_keyinit.so (it strips the
+    brackets of every word); convert replaces the word, brackets and all,
+    and keeps the next word, which followed the ']' directly, apart: the
+    written line runs pam_python.so with pam_pykeyinit, as check then says."""
+    svc = Service(["session required [pam_keyinit.so][force] [revoke]", probe])
+    try:
+        proc = pykeyinit("convert", "--module", str(tree), "--write", svc.name)
+        assert proc.returncode == 0, proc.stderr
+        first = svc.path.read_text().splitlines()[0]
+        assert first == f"session required pam_python.so {tree} [force] [revoke]"
+        res = pamtester(svc.name, Users.GID_USER, ["open_session", "close_session"])
+        assert res.rc == 0, res.stderr
+        opened = res.probes[: res.probes.index("type=close_session")]
+        assert f"s={ses(Users.GID_UID, Users.GID_GID)}" in opened
+        assert f"s={REVOKED}" in res.probes  # 'revoke' reached pam_pykeyinit
+        checked = pykeyinit("check", "--json", svc.name)
+        infos = [f["message"] for f in json.loads(checked.stdout) if f["severity"] == "info"]
+        assert "session keyring from pam_pykeyinit (force revoke)" in infos, checked.stdout
+    finally:
+        svc.close()
