@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON := /usr/bin/python3
 VENV := .venv
 APT_PACKAGES := libpam-python pamtester keyutils libpam-modules libpam0g-dev gcc \
-	python3-venv linux-libc-dev util-linux passwd \
+	python3-venv linux-libc-dev util-linux passwd strace \
 	linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross linux-libc-dev-i386-cross \
 	linux-libc-dev-riscv64-cross linux-libc-dev-ppc64el-cross linux-libc-dev-s390x-cross
 DEMO_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd util-linux
@@ -117,8 +117,10 @@ bench: deps pam-python-deb
 	$(PYTHON) tools/bench.py --pam-python-deb $(PAM_PYTHON_DEB)
 
 # dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
-# a copy of the source tree under build/ (the top level stays as it is).
-deb:
+# a copy of the source tree under build/ (the top level stays as it is), and
+# the libpam-python it depends on (pam-python-deb, this host's suite): both
+# are linked into dist/install/, for `apt install ./dist/install/*.deb`.
+deb: pam-python-deb
 	$(call apt_install,$(DEB_PACKAGES))
 	rm -rf build/deb && mkdir -p build/deb/src dist
 	tar -cf - $(SOURCE_FILES) | tar -xf - -C build/deb/src
@@ -127,6 +129,9 @@ deb:
 	cd build/deb/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b --no-sign
 	cp build/deb/libpam-pykeyinit_$(VERSION)_all.deb dist/
 	lintian --fail-on error,warning --info dist/libpam-pykeyinit_$(VERSION)_all.deb
+	rm -rf dist/install && mkdir dist/install
+	ln dist/libpam-pykeyinit_$(VERSION)_all.deb $(PAM_PYTHON_DEB) dist/install/
+	@echo "deb: install both with: apt install ./dist/install/*.deb"
 
 # dist/pam_pykeyinit-VERSION-1.noarch.rpm with Debian's rpmbuild and the
 # stand-in macros of packaging/rpm/macros.debian (see README.md).
@@ -139,23 +144,31 @@ rpm:
 		$(CURDIR)/build/rpm packaging/rpm/pam_pykeyinit.spec
 	cp build/rpm/RPMS/noarch/pam_pykeyinit-$(VERSION)-1.noarch.rpm dist/
 
-# The 0.1.0 release's package, built from its commit, for the upgrade test.
-OLD_RELEASE := 7ed47dc7e34d8d7cede1273dde62d84c4b078d50
+# The earlier releases' packages, built from their commits, for the upgrade
+# test: 0.1.0, and 0.2.0 as it last landed (1b5e3bc; the version stayed 0.2.0
+# from 24ea07f on), which depends on plain libpam-python.
+OLD_RELEASES := 0.1.0:7ed47dc7e34d8d7cede1273dde62d84c4b078d50 \
+	0.2.0:1b5e3bc3d0540c436ba4c068bdf5a3dd38700086
 old-deb:
 	$(call apt_install,$(DEB_PACKAGES))
-	@git cat-file -e $(OLD_RELEASE)^{commit} 2>/dev/null || { echo "the 0.1.0 commit \
-		$(OLD_RELEASE) is not in this clone (a shallow clone?): the upgrade test needs it"; exit 1; }
-	rm -rf build/deb-old && mkdir -p build/deb-old/src dist
-	git archive $(OLD_RELEASE) | tar -xf - -C build/deb-old/src
-	cp -r build/deb-old/src/packaging/debian build/deb-old/src/debian
-	cd build/deb-old/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b --no-sign >../build.log 2>&1
-	cp build/deb-old/libpam-pykeyinit_0.1.0_all.deb dist/
+	for release in $(OLD_RELEASES); do \
+		version=$${release%%:*}; commit=$${release#*:}; \
+		git cat-file -e $$commit^{commit} 2>/dev/null || { echo "the $$version commit \
+			$$commit is not in this clone (a shallow clone?): the upgrade test needs it"; exit 1; }; \
+		rm -rf build/deb-old && mkdir -p build/deb-old/src dist && \
+		git archive $$commit | tar -xf - -C build/deb-old/src && \
+		cp -r build/deb-old/src/packaging/debian build/deb-old/src/debian && \
+		(cd build/deb-old/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+			dpkg-buildpackage -us -uc -b --no-sign >../build.log 2>&1) && \
+		cp build/deb-old/libpam-pykeyinit_$${version}_all.deb dist/ || exit 1; \
+	done
 
 # Guests of Debian 12 and Debian 13 (SUITES="bookworm trixie"), two kinds:
 # - initramfs guests (tools/vm), each with its suite's kernel and our own
-#   init, for what autopkgtest cannot do: the 0.1.0 package upgraded by apt
-#   to the fresh .deb, the GIL-safe libpam-python installed over Debian's and
-#   back, C and Python clients, faults;
+#   init, for what autopkgtest cannot do: the fresh .deb refused beside
+#   Debian's libpam-python, the 0.1.0 and 0.2.0 packages upgraded by the
+#   README's command (our libpam-python and the fresh .deb), C and Python
+#   clients (Debian's pam_python.so by path, for its crash), faults;
 # - Debian's autopkgtest in guests booted by systemd (tools/autopkgtest):
 #   ssh, the user manager, cron, tmux, su and runuser with Debian's stacks
 #   and converted ones, and the package's pam-auth-update profile and removal.
@@ -164,7 +177,7 @@ SUITES ?= bookworm trixie
 vm-test: deb old-deb venv pam-python-debs
 	$(call apt_install,$(VM_PACKAGES))
 	SUITES="$(SUITES)" bash tools/vm/run.sh dist/libpam-pykeyinit_$(VERSION)_all.deb \
-		dist/libpam-pykeyinit_0.1.0_all.deb
+		dist/libpam-pykeyinit_0.1.0_all.deb dist/libpam-pykeyinit_0.2.0_all.deb
 	$(MAKE) autopkgtest
 	SUITES="$(SUITES)" $(VENV)/bin/python -m pytest -m vm tests/vm
 
@@ -180,8 +193,9 @@ pam-python-debs: pam-python-deb
 # Debian's autopkgtest (packaging/debian/tests) against the .deb, in a qemu
 # guest of each suite booted by systemd (tools/autopkgtest; images cached in
 # /var/cache/pam-pykeyinit-autopkgtest, the tests' packages baked in, so no
-# apt upgrade), with the suite's GIL-safe libpam-python for
-# jupyterhub-session. Results in /var/cache/pam-pykeyinit-autopkgtest/results.
+# apt upgrade), with the suite's libpam-python of packaging/pam-python, which
+# the package depends on, given to autopkgtest as a package under test too
+# (and to jupyterhub-session). Results in /var/cache/pam-pykeyinit-autopkgtest/results.
 # autopkgtest exits 2 when a test was skipped (jupyterhub-session on Debian
 # 12, which has no jupyterhub): accepted here, since tests/vm/test_autopkgtest.py
 # asserts each test's verdict per suite; any other status fails.
@@ -190,7 +204,8 @@ autopkgtest: deb pam-python-debs
 		ours=$$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' packaging/pam-python/suites/$$suite/changelog); \
 		rc=0; PYKT_APT_UPGRADE=0 PYKT_PAM_PYTHON_DEB=dist/libpam-python_$${ours}_$$(dpkg --print-architecture).deb \
 			bash tools/autopkgtest/run-autopkgtest.sh $$suite \
-			dist/libpam-pykeyinit_$(VERSION)_all.deb || rc=$$?; \
+			dist/libpam-pykeyinit_$(VERSION)_all.deb \
+			dist/libpam-python_$${ours}_$$(dpkg --print-architecture).deb || rc=$$?; \
 		[ $$rc -eq 0 ] || [ $$rc -eq 2 ] || exit 1; \
 	done
 

@@ -39,6 +39,8 @@ SECURITY_DIR = re.compile(rb"\x00(/[\w/.+-]*/security/?)\x00")
 CONFIG_DIR = re.compile(rb"(?<=\x00)(/[\w/.+-]*/pam\.d)/%s(?=\x00)")  # strings may abut
 FALLBACK_CONFIG_DIRS = ("/etc/pam.d", "/usr/lib/pam.d")
 LIBPYTHON = re.compile(rb"libpython(\d+\.\d+)[\w.]*\.so")
+# patch 3005's python_startup_mark (pam_python.c), a C string
+FIXED_STARTUP_MARK = re.compile(rb"\x00pam_python fixed start-up: ([^\x00]{1,512})\x00")
 SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
 
@@ -135,19 +137,21 @@ def pam_python_dir(pam_python_so: Path | None) -> str:
     return PAM_PYTHON_DEFAULT_DIR
 
 
-def names_interpreter(pam_python_so: Path) -> bool:
-    """Whether this pam_python.so names the interpreter it starts, as the
-    build of packaging/pam-python does (patch 3005) and Debian's does not:
-    only then does it hold the interpreter's absolute path as a wchar_t
-    string (".../python3.X" in UTF-32), which it gives Python as the program
-    name. Without one, Python takes its standard library from beside the
-    first python3 on PATH, the environment of the program calling PAM
-    (README, Python PAM applications)."""
+def fixed_startup(pam_python_so: Path) -> str | None:
+    """What this pam_python.so says of its start-up when it starts Python
+    from a path configuration fixed at build time, as the build of
+    packaging/pam-python does (patch 3005): the mark the build itself
+    carries in its read-only data, "executable /usr/bin/python3.X home
+    /usr"; None for a build without it (Debian's), whose interpreter
+    computes its paths from the environment of the program calling PAM
+    (PATH, PYTHONEXECUTABLE, __PYVENV_LAUNCHER__: README, Python PAM
+    applications)."""
     try:
         data = pam_python_so.read_bytes()
     except OSError:
-        return False
-    return any("/python".encode(encoding) in data for encoding in ("utf-32-le", "utf-32-be"))
+        return None
+    m = FIXED_STARTUP_MARK.search(data)
+    return m.group(1).decode("utf-8", "replace") if m else None
 
 
 def gil_safe(pam_python_so: Path) -> bool:

@@ -633,13 +633,14 @@ def setuid_callers(x: Line, reader: Reader, ctx: Context) -> list[str]:
     return ctx.setuid_lines.get((x.file, x.number), [])
 
 
-def unnamed_interpreter(so: Path, callers: list[str], missing: list[str]) -> str:
-    """check's words on a pam_python.so without patch 3005, run by
-    ``callers`` (setuid_callers), with ``missing`` the SETUID_SERVICES that
-    have no file here."""
+def unfixed_startup(so: Path, callers: list[str], missing: list[str]) -> str:
+    """check's words on a pam_python.so without the fixed start-up of patch
+    3005 (host.fixed_startup), run by ``callers`` (setuid_callers), with
+    ``missing`` the SETUID_SERVICES that have no file here."""
     said = (
-        f"{so} starts Python without naming it (no patch 3005): Python takes its"
-        " standard library from beside the first python3 on the caller's PATH"
+        f"{so} has no fixed start-up (patch 3005): Python computes its paths from"
+        " the caller's environment, and PATH or PYTHONEXECUTABLE choose the standard"
+        " library it runs"
     )
     if callers:
         other = ""
@@ -692,14 +693,23 @@ def check_service(service: str, reader: Reader, ctx: Context) -> list[Finding]:
             )
         if ctx.import_path_error:
             add(first, "warning", ctx.import_path_error)
-        unnamed = []
+        # each line's build: fixed, or an error where a set-user-ID
+        # program runs the line, else a note
         for x in python_lines:
             so = host.find_module(x.module, ctx.module_dirs)
-            if so is not None and not host.names_interpreter(so):
-                unnamed.append((x, so, setuid_callers(x, reader, ctx)))
-        # every line a set-user-ID program runs is an error; else one note
-        for x, so, callers in [u for u in unnamed if u[2]] or unnamed[:1]:
-            message = unnamed_interpreter(so, callers, ctx.setuid_missing)
+            if so is None:
+                continue
+            mark = host.fixed_startup(so)
+            if mark is not None:
+                add(
+                    x,
+                    "info",
+                    f"{so} starts Python from a path configuration fixed at build time"
+                    f" ({mark}; patch 3005): the caller's environment does not choose it",
+                )
+                continue
+            callers = setuid_callers(x, reader, ctx)
+            message = unfixed_startup(so, callers, ctx.setuid_missing)
             add(x, "error" if callers else "info", message)
         for x in python_lines:
             so = host.find_module(x.module, ctx.module_dirs)

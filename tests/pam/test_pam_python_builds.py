@@ -50,10 +50,10 @@ FLOOR = REPO / "bench" / "floor_module.py"  # a pam_python module that returns a
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def builds(gil_safe_so: Path) -> dict[str, Path]:
-    installed = pam_python_so()
-    assert installed is not None
-    return {"installed": installed, "gil-safe": gil_safe_so}
+def builds(debian_so: Path, gil_safe_so: Path) -> dict[str, Path]:
+    """Debian's build, from the archive (whichever the host has installed),
+    and this project's."""
+    return {"debian": debian_so, "gil-safe": gil_safe_so}
 
 
 def hostile_env(top: Path) -> dict[str, str]:
@@ -83,12 +83,14 @@ def hostile_env(top: Path) -> dict[str, str]:
     }
 
 
-def test_isolation_is_debians(service, gil_safe_so, tmp_path):
-    """The same report, isolated, from both builds (pamtester, a C program)."""
-    env = hostile_env(tmp_path)
+def reports_of(
+    service, debian_so: Path, gil_safe_so: Path, env: dict[str, str], folder: Path
+) -> tuple[dict, dict]:
+    """interpreter_report.py's report from each build (pamtester, a C
+    program), run with ``env``: (ours, Debian's)."""
     reports = {}
-    for name, so in builds(gil_safe_so).items():
-        out = tmp_path / f"report-{name}.json"
+    for name, so in builds(debian_so, gil_safe_so).items():
+        out = folder / f"report-{name}.json"
         svc = service([line("session", "required", f"{so} {REPORT_MODULE}", f"report={out}")])
         proc = subprocess.run(
             ["pamtester", svc, "root", "open_session", "close_session"],
@@ -99,8 +101,39 @@ def test_isolation_is_debians(service, gil_safe_so, tmp_path):
         )
         assert proc.returncode == 0, proc.stderr
         reports[name] = json.loads(out.read_text())
-    ours, debians = reports["gil-safe"], reports["installed"]
-    print(f"\ninstalled: {debians}\ngil-safe:  {ours}")
+    return reports["gil-safe"], reports["debian"]
+
+
+def test_a_module_sees_what_debians_build_shows_on_a_clean_environment(
+    service, debian_pam_python_so, gil_safe_so, tmp_path
+):
+    """sys.path (site's folders and .pth files included), the prefixes, the
+    site folders, every sys.flags field, the user site: as with Debian's
+    build, from the fixed start-up of patch 3005. sys.executable is the
+    documented difference: the interpreter by its versioned name, where
+    Debian's build takes the python3 it finds along PATH."""
+    ours, debians = reports_of(
+        service, debian_pam_python_so, gil_safe_so, {"PATH": SYSTEM_PATH}, tmp_path
+    )
+    print(f"\nDebian's: {debians}\nours:     {ours}")
+    version = "{}.{}".format(*ours["version"])
+    assert (ours["executable"], debians["executable"]) == (
+        f"/usr/bin/python{version}",
+        "/usr/bin/python3",
+    )
+    for report in (ours, debians):
+        del report["executable"]
+    assert ours == debians
+
+
+def test_isolation_is_debians(service, debian_pam_python_so, gil_safe_so, tmp_path):
+    """The same report, isolated, from both builds, in an environment that
+    names a planted PYTHONPATH, PYTHONHOME, user site and startup file."""
+    env = hostile_env(tmp_path)
+    ours, debians = reports_of(service, debian_pam_python_so, gil_safe_so, env, tmp_path)
+    print(f"\nDebian's: {debians}\ngil-safe: {ours}")
+    for report in (ours, debians):
+        del report["executable"]  # the documented difference (above)
     assert ours == debians
     assert ours["planted"] == [] and ours["user_site"] is False and ours["env"] == "set"
     assert not any(str(tmp_path) in p for p in ours["path"])
@@ -209,16 +242,18 @@ def planted(users) -> Iterator[Planted]:
 
 
 def planted_code_runs(build: str, so: Path) -> bool:
-    """What to expect of a build: ours must have the fix; the installed one
-    (Debian's) runs the planted code unless it has it too."""
-    if build == "gil-safe":
-        assert host.names_interpreter(so), f"{so} lacks patch 3005"
-    return not host.names_interpreter(so)
+    """What to expect of a build: ours has the fixed start-up, and Debian's
+    runs the planted code (the premise: a Debian build with the fix makes
+    the assertion on it fail, and this file says so)."""
+    assert (host.fixed_startup(so) is not None) == (build == "gil-safe"), so
+    return build == "debian"
 
 
-@pytest.mark.parametrize("build", ["installed", "gil-safe"])
-def test_path_chooses_the_standard_library_unless_named(build, planted, service, gil_safe_so):
-    so = builds(gil_safe_so)[build]
+@pytest.mark.parametrize("build", ["debian", "gil-safe"])
+def test_path_chooses_the_standard_library_unless_fixed(
+    build, planted, service, debian_pam_python_so, gil_safe_so
+):
+    so = builds(debian_pam_python_so, gil_safe_so)[build]
     svc = service([line("session", "required", f"{so} {FLOOR}")])
     res = pamtester(svc, Users.GID_USER, ["open_session"], env={"PATH": planted.path()})
     if planted_code_runs(build, so):
@@ -244,13 +279,13 @@ def su_stack(so: Path) -> str:
     )
 
 
-@pytest.mark.parametrize("build", ["installed", "gil-safe"])
-def test_su_to_oneself_runs_the_users_code_as_root_unless_named(
-    build, planted, gil_safe_so, tmp_path
+@pytest.mark.parametrize("build", ["debian", "gil-safe"])
+def test_su_to_oneself_runs_the_users_code_as_root_unless_fixed(
+    build, planted, debian_pam_python_so, gil_safe_so, tmp_path
 ):
     su = Path("/etc/pam.d/su")
     require(su.exists() and Path("/bin/su").stat().st_mode & 0o4000 != 0, "no set-user-ID su")
-    so = builds(gil_safe_so)[build]
+    so = builds(debian_pam_python_so, gil_safe_so)[build]
     stack = tmp_path / "su"
     stack.write_text(su_stack(so))
     stack.chmod(0o644)

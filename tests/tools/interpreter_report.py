@@ -16,10 +16,14 @@ def pam_sm_open_session(pamh, flags, argv):
         "version": sys.version_info[:2],
         "path": sys.path,
         "prefix": sys.prefix,
+        "prefixes": [sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix],
+        "site_packages": site.getsitepackages(),
+        "executable": sys.executable,
         "flags": {
             name: getattr(sys.flags, name)
             for name in ("isolated", "ignore_environment", "no_user_site", "dont_write_bytecode")
         },
+        "all_flags": list(sys.flags),
         "user_site": site.ENABLE_USER_SITE,
         "planted": sorted(m for m in sys.modules if m.startswith("pykt_planted")),
         "env": pamh.env.get("PYKT_ENV_TEST"),

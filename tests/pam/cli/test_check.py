@@ -258,17 +258,24 @@ def test_which_pam_python_is_said(stacks, hosts, build):
         assert notes == [] and rc == 0, findings
 
 
+MARK = b"\0pam_python fixed start-up: executable /usr/bin/python3.11 home /usr\0"
+
+
 @pytest.mark.parametrize("build", ["stock", "3005"])
-def test_a_pam_python_that_does_not_name_its_interpreter(stacks, hosts, tree, build):
-    """A pam_python.so without patch 3005 (the interpreter's path as a
-    wchar_t string: Debian's build has none) lets the caller's PATH choose
-    Python's standard library: an error where a set-user-ID program's
-    service (su, here through an include) runs the line, an info where none
-    does (cron); nothing with the patched build."""
+def test_each_pam_python_line_says_whether_its_build_has_the_fixed_startup(
+    stacks, hosts, tree, build
+):
+    """A pam_python.so without patch 3005's fixed start-up (without the
+    mark the build carries: Debian's has none) lets the caller's
+    environment choose Python's standard library: an error where a
+    set-user-ID program's service (su, here through an include) runs the
+    line, an info where none does (cron); with the patched build, an info
+    on each line that says so, with what the mark says."""
     modules, _, clean, _ = hosts
     so = modules / "pam_python.so"
-    named = "/usr/bin/python3.11\0".encode("utf-32-le") if build == "3005" else b""
-    so.write_bytes(b"\0libpython3.11.so.1.0\0PyGILState_Ensure\0" + named)
+    so.write_bytes(
+        b"\0libpython3.11.so.1.0\0PyGILState_Ensure\0" + (MARK if build == "3005" else b"")
+    )
     write(stacks, "common-session-py", f"session optional pam_python.so {tree} force")
     write(stacks, "su", "auth include common-auth\nsession include common-session-py")
     write(stacks, "cron", f"session optional pam_python.so {tree} force=auto")
@@ -280,16 +287,25 @@ def test_a_pam_python_that_does_not_name_its_interpreter(stacks, hosts, tree, bu
         notes = [f for f in findings if "patch 3005" in f["message"]]
         seen[service] = rc, [(f["severity"], f["file"], f["line"]) for f in notes]
         said += [f["message"] for f in notes]
+    session_py, cron, mixed = (str(stacks / f) for f in ("common-session-py", "cron", "mixed"))
     if build == "stock":
         assert seen == {
-            "su": (1, [("error", str(stacks / "common-session-py"), 1)]),
-            "cron": (0, [("info", str(stacks / "cron"), 1)]),
-            "mixed": (1, [("error", str(stacks / "common-session-py"), 1)]),
+            "su": (1, [("error", session_py, 1)]),
+            "cron": (0, [("info", cron, 1)]),
+            "mixed": (1, [("info", mixed, 1), ("error", session_py, 1)]),
         }
-        assert all(str(so) in message for message in said)
+        assert all(str(so) in message and "no fixed start-up" in message for message in said)
         assert "su runs this line as root" in said[0] and "any local user" in said[0]
     else:
-        assert seen == {"su": (0, []), "cron": (0, []), "mixed": (0, [])}
+        assert seen == {
+            "su": (0, [("info", session_py, 1)]),
+            "cron": (0, [("info", cron, 1)]),
+            "mixed": (0, [("info", mixed, 1), ("info", session_py, 1)]),
+        }
+        assert all(
+            "fixed at build time (executable /usr/bin/python3.11 home /usr" in message
+            for message in said
+        )
 
 
 def unnamed_notes(
@@ -298,7 +314,7 @@ def unnamed_notes(
     """check's status, and where and what it says of a pam_python.so without
     patch 3005 (the stand-in written by stock_pam_python)."""
     rc, findings = check(pam, modules, python, service, vendor=vendor)
-    notes = [f for f in findings if "patch 3005" in f["message"]]
+    notes = [f for f in findings if "no fixed start-up (patch 3005)" in f["message"]]
     return rc, [(f["severity"], f["file"], f["line"]) for f in notes], [f["message"] for f in notes]
 
 

@@ -42,7 +42,9 @@ def test_contents_and_no_scriptlets(rpm):
     assert "/usr/bin/pykeyinit" in files
     assert system("rpm", "-qp", "--qf", "%{ARCH}", str(rpm)) == "noarch"
     assert system("rpm", "-qp", "--scripts", str(rpm)).strip() == ""
-    assert "pam_python" in system("rpm", "-qp", "--requires", str(rpm)).split()
+    # only a pam_python with the fixed start-up (patch 3005) will do
+    requires = system("rpm", "-qp", "--requires", str(rpm)).splitlines()
+    assert "pam_python-fixed-startup >= 1" in requires, requires
 
 
 def test_payload_runs_as_a_module(rpm, probe, service, users):
@@ -95,6 +97,8 @@ def test_the_rpm_pam_python_is_gil_safe_and_runs_the_module(
         .count("/usr/lib64/security/pam_python.so")
         == 1
     )
+    provides = system("rpm", "-qp", "--provides", str(pam_python_rpm)).splitlines()
+    assert "pam_python-fixed-startup = 1" in provides, provides
     top = Path(tempfile.mkdtemp(prefix="pykt-rpm-"))
     try:
         top.chmod(0o755)
