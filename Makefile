@@ -194,16 +194,15 @@ pam-python-debs: pam-python-deb
 # guest of each suite booted by systemd (tools/autopkgtest; images cached in
 # /var/cache/pam-pykeyinit-autopkgtest, the tests' packages baked in, so no
 # apt upgrade), with the suite's libpam-python of packaging/pam-python, which
-# the package depends on, given to autopkgtest as a package under test too
-# (and to jupyterhub-session). Results in /var/cache/pam-pykeyinit-autopkgtest/results.
+# the package depends on, given to autopkgtest as a package under test too.
+# Results in /var/cache/pam-pykeyinit-autopkgtest/results.
 # autopkgtest exits 2 when a test was skipped (jupyterhub-session on Debian
 # 12, which has no jupyterhub): accepted here, since tests/vm/test_autopkgtest.py
 # asserts each test's verdict per suite; any other status fails.
 autopkgtest: deb pam-python-debs
 	for suite in $(SUITES); do \
 		ours=$$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' packaging/pam-python/suites/$$suite/changelog); \
-		rc=0; PYKT_APT_UPGRADE=0 PYKT_PAM_PYTHON_DEB=dist/libpam-python_$${ours}_$$(dpkg --print-architecture).deb \
-			bash tools/autopkgtest/run-autopkgtest.sh $$suite \
+		rc=0; PYKT_APT_UPGRADE=0 bash tools/autopkgtest/run-autopkgtest.sh $$suite \
 			dist/libpam-pykeyinit_$(VERSION)_all.deb \
 			dist/libpam-python_$${ours}_$$(dpkg --print-architecture).deb || rc=$$?; \
 		[ $$rc -eq 0 ] || [ $$rc -eq 2 ] || exit 1; \

@@ -4,4 +4,4 @@ Kept empty of imports: a login runs only the modules it needs
 (trust.LOGIN_MODULES).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -103,7 +103,11 @@ def setup() -> dict:
         "loader": os.path.realpath("/usr/lib/security/pam_pykeyinit.py"),
         "loader_via_lib": os.path.realpath("/lib/security/pam_pykeyinit.py"),
         "security_dir": sorted(os.listdir("/usr/lib/security")),
-        "apt_log": open("/apt.log").read()[-3000:],
+        "apt_log": open("/apt.log").read()[-8000:],
+        # run.sh: the fresh package alone, beside Debian's libpam-python
+        "apt_refused_rc": int(open("/apt-refused.rc").read()),
+        "apt_refused_log": open("/apt-refused.log").read()[-3000:],
+        "pam_python": sh("dpkg-query -W -f='${Version}' libpam-python").stdout,
         "libpam": sh("dpkg-query -W -f='${Version}' libpam0g").stdout,
         "python": sh("python3 --version").stdout.strip(),
         "common_session_before": open("/etc/pam.d/common-session").read(),
@@ -346,24 +350,39 @@ print(json.dumps({"codes": codes, "s": s}))
 """
 
 
+PAM_PYTHON_DEBS = "/pykt-pam-python"  # run.sh: Debian's libpam-python for the suite
+
+
+def debians_pam_python() -> str:
+    """Debian's pam_python.so, unpacked from its .deb (the package
+    installed is this project's, which libpam-pykeyinit depends on)."""
+    (deb,) = os.listdir(PAM_PYTHON_DEBS)
+    sh(f"dpkg-deb -x {PAM_PYTHON_DEBS}/{deb} /pykt-debian-pam-python")
+    found = sh("find /pykt-debian-pam-python -name pam_python.so").stdout.split()
+    return found[0]
+
+
 @scenario("python_pam")
 def _python_pam():
     """pamela (python3-pamela) and python-pam (python3-pampy) call libpam
-    through ctypes.CDLL, which releases the GIL; pam_python then calls the
-    C API without it. A client keeping the GIL (ctypes.PyDLL) is the
-    control."""
-    ours = f"auth optional {MOD}\nauth required pam_permit.so\naccount required pam_permit.so\n"
-    ours += f"session optional {MOD} force revoke\n"
-    plain = "auth required pam_permit.so\naccount required pam_permit.so\n"
-    plain += "session optional pam_keyinit.so force revoke\n"
+    through ctypes.CDLL, which releases the GIL; Debian's pam_python then
+    calls the C API without it (pykt-debian: its pam_python.so named by
+    path), the installed one (this project's) holds it (pykt-py). A client
+    keeping the GIL (ctypes.PyDLL) is the control."""
+    debians = debians_pam_python()
+    common = "auth required pam_permit.so\naccount required pam_permit.so\n"
+    ours = f"auth optional {MOD}\n{common}session optional {MOD} force revoke\n"
+    debian = f"session optional {debians} /usr/lib/security/pam_pykeyinit.py force revoke\n"
+    plain = f"{common}session optional pam_keyinit.so force revoke\n"
     write("/etc/pam.d/pykt-py", ours)
+    write("/etc/pam.d/pykt-debian", common + debian)
     write("/etc/pam.d/pykt-nopy", plain)
     pamela = "import pamela, sys; pamela.open_session('{u}', service=sys.argv[1]); print('done')"
     pampy = "import pam, sys; print(pam.pam().authenticate('{u}', '{p}', service=sys.argv[1]))"
-    out = {}
+    out = {"debians": debians}
     for name, code in (("pamela", pamela), ("python_pam", pampy)):
         code = code.format(u=USER, p=PASSWORD)
-        for svc in ("pykt-py", "pykt-nopy"):
+        for svc in ("pykt-py", "pykt-debian", "pykt-nopy"):
             r = subprocess.run(  # (stdin not the console: python-pam asks ttyname(0))
                 ["python3", "-c", code, svc],
                 stdin=subprocess.DEVNULL,
@@ -381,7 +400,6 @@ def _python_pam():
     return out
 
 
-PAM_PYTHON_DEBS = "/pykt-pam-python"  # run.sh: ours and Debian's libpam-python for the suite
 CLIENT_SESSION = """
 import json, subprocess, sys
 lib, user, password, service = sys.argv[1:5]
@@ -407,19 +425,14 @@ print(json.dumps(out))
 
 @scenario("gil_safe_pam_python")
 def _gil_safe_pam_python():
-    """The GIL-safe libpam-python installed over Debian's with apt; Debian's
-    python3-pamela then opens a session through the converted login stack,
-    and python3-pampy through pykt-py (python_pam's stack above: python-pam
-    2.0.2 and 2.1.0 crash on login's session stack by themselves, with
-    pam_keyinit.so and no pam_python line, in their conversation callback
-    for pam_motd's and pam_mail's messages); apt goes back to Debian's build
-    and a login (pamtester, a C program) still works."""
-    debs = sorted(os.listdir(PAM_PYTHON_DEBS))
-    ours = next(d for d in debs if "+pykeyinit" in d)
-    debians = next(d for d in debs if "+pykeyinit" not in d)
-    out = {"debs": debs, "login_stack": pam_lines("login")}
-    install = f"apt-get install -y -q --allow-downgrades {PAM_PYTHON_DEBS}/"
-    out["install_rc"] = sh(install + ours).returncode
+    """With this project's libpam-python (installed with the package by the
+    README's command), Debian's python3-pamela opens a session through the
+    converted login stack, and python3-pampy through pykt-py (python_pam's
+    stack above: python-pam 2.0.2 and 2.1.0 crash on login's session stack
+    by themselves, with pam_keyinit.so and no pam_python line, in their
+    conversation callback for pam_motd's and pam_mail's messages); apt would
+    not go back to Debian's build without removing libpam-pykeyinit."""
+    out = {"login_stack": pam_lines("login")}
     out["installed"] = sh("dpkg-query -W -f='${Version}' libpam-python").stdout
     for lib, service in (("pamela", "login"), ("python_pam", "pykt-py")):
         r = subprocess.run(
@@ -430,8 +443,9 @@ def _gil_safe_pam_python():
             timeout=120,
         )
         out[lib] = {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr[-500:]}
-    out["downgrade_rc"] = sh(install + debians).returncode
-    out["downgraded"] = sh("dpkg-query -W -f='${Version}' libpam-python").stdout
+    (deb,) = os.listdir(PAM_PYTHON_DEBS)
+    r = sh(f"apt-get install -s --allow-downgrades {PAM_PYTHON_DEBS}/{deb}")
+    out["downgrade_simulated"] = {"rc": r.returncode, "stdout": r.stdout[-2000:]}
     r = sh(f"pamtester login {USER} open_session close_session")
     out["login_after"] = {"rc": r.returncode, "stderr": r.stderr[-300:]}
     return out

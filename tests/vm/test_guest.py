@@ -1,9 +1,11 @@
 """Assertions on the reports of the Debian guests (`make vm-test`).
 
 tools/vm/run.sh builds one guest per suite (SUITES, default bookworm and
-trixie) with that suite's kernel, installs the 0.1.0 package and upgrades it
-to the freshly built .deb with apt, boots it with qemu and leaves the report
-that tests/vm/guest.py printed on the serial console in
+trixie) with that suite's kernel and Debian's libpam-python, tries the
+freshly built .deb alone (apt must refuse it), installs the 0.1.0 package,
+upgrades it to 0.2.0, then runs the README's install command (this
+project's libpam-python and the fresh .deb), boots it with qemu and leaves
+the report that tests/vm/guest.py printed on the serial console in
 build/vm/SUITE/report.json. Everything is judged here, on the host.
 """
 
@@ -35,16 +37,32 @@ def report(request) -> dict:
     return got
 
 
-def test_the_package_was_upgraded_from_0_1_0_by_apt(report):
+def test_beside_debians_libpam_python_the_package_is_refused(report):
+    """apt will not put the package beside a pam_python that hands out root
+    (Debian's): it needs libpam-python-fixed-startup, which only this
+    project's libpam-python provides, and installs nothing."""
     setup = report["setup"]
-    assert setup["deb"] == "0.2.0 install ok installed"
+    assert setup["apt_refused_rc"] != 0, setup["apt_refused_log"]
+    assert "libpam-python-fixed-startup" in setup["apt_refused_log"]
+    assert "Unpacking libpam-pykeyinit" not in setup["apt_refused_log"]
+
+
+def test_the_package_was_upgraded_from_0_1_0_and_0_2_0_by_apt(report):
+    """0.1.0, then 0.2.0, with Debian's libpam-python; then the README's
+    command installs this project's libpam-python over Debian's and 0.3.0
+    over 0.2.0 in one apt call."""
+    setup = report["setup"]
+    assert setup["deb"] == "0.3.0 install ok installed"
     assert "Unpacking libpam-pykeyinit (0.2.0) over (0.1.0)" in setup["apt_log"]
+    assert "Unpacking libpam-pykeyinit (0.3.0) over (0.2.0)" in setup["apt_log"]
+    assert "+pykeyinit" in setup["pam_python"], setup["pam_python"]
+    assert f"Unpacking libpam-python ({setup['pam_python']}) over" in setup["apt_log"]
     # one loader, reached from /lib and /usr/lib alike, and nothing stale
     assert setup["loader"] == setup["loader_via_lib"] == LOADER
     assert "pam_pykeyinit.py" in setup["security_dir"]
     assert [f for f in setup["files"] if f.startswith(("/lib/", "/bin/", "/sbin/"))] == []
     assert "/usr/bin/pykeyinit" in setup["files"]
-    assert setup["pykeyinit_version"] == "pykeyinit 0.2.0"
+    assert setup["pykeyinit_version"] == "pykeyinit 0.3.0"
     assert setup["user"] == f"uid={UID}(alice) gid={GID}(staffers) groups={GID}(staffers)"
 
 
@@ -136,13 +154,15 @@ def test_the_suites_own_pam_keyinit_gives_the_same_results(report):
     assert f"probe: s={SES}" in outputs and f"probe: s={REVOKED}" in outputs
 
 
-def test_python_pam_clients_crash_on_a_pam_python_stack(report):
-    """The documented host limit: pamela and python-pam (ctypes.CDLL, the GIL
-    released) die with SIGSEGV when the stack reaches a pam_python line. A
-    fixed pam_python turns this red."""
+def test_python_pam_clients_crash_on_debians_pam_python_only(report):
+    """pamela and python-pam (ctypes.CDLL, the GIL released) die with
+    SIGSEGV when the stack reaches a line of Debian's pam_python (named by
+    path; a fixed Debian package turns this red), and work through the
+    installed one, this project's."""
     seen = report["python_pam"]
     for client in ("pamela", "python_pam"):
-        assert seen[f"{client}:pykt-py"]["rc"] == -signal.SIGSEGV, seen
+        assert seen[f"{client}:pykt-debian"]["rc"] == -signal.SIGSEGV, seen
+        assert seen[f"{client}:pykt-py"]["rc"] == 0, seen
         assert seen[f"{client}:pykt-nopy"]["rc"] == 0, seen  # their own service: fine
     assert seen["python_pam:pykt-nopy"]["stdout"].strip() == "True"
     assert seen["pamela:pykt-nopy"]["stdout"].strip() == "done"
@@ -155,18 +175,20 @@ def test_a_client_that_keeps_the_gil_works(report):
 
 
 def test_the_gil_safe_pam_python_serves_python_clients(report):
-    """apt installs this project's libpam-python over Debian's; pamela and
-    python-pam, which crash with Debian's build (above), open a session
-    through the converted login stack and get the user's _ses; apt goes
-    back to Debian's build and logins work."""
+    """With this project's libpam-python installed, pamela and python-pam,
+    which crash with Debian's build (above), open a session through the
+    converted login stack and get the user's _ses; going back to Debian's
+    build would remove libpam-pykeyinit (apt's simulation says so), and
+    logins work."""
     seen = report["gil_safe_pam_python"]
-    assert seen["install_rc"] == 0 and "+pykeyinit" in seen["installed"], seen
+    assert "+pykeyinit" in seen["installed"], seen
     assert any("pam_python.so pam_pykeyinit.py" in x for x in seen["login_stack"]), seen
     for client in ("pamela", "python_pam"):
         assert seen[client]["rc"] == 0, seen[client]
         assert json.loads(seen[client]["stdout"])["opened"] == SES, seen[client]
     assert json.loads(seen["python_pam"]["stdout"])["auth"] is True
-    assert seen["downgrade_rc"] == 0 and "+pykeyinit" not in seen["downgraded"], seen
+    simulated = seen["downgrade_simulated"]
+    assert simulated["rc"] == 0 and "Remv libpam-pykeyinit" in simulated["stdout"], simulated
     assert seen["login_after"]["rc"] == 0, seen["login_after"]
 
 

@@ -41,11 +41,6 @@ else
     (cd "$repo" && git ls-files -z --cached --others --exclude-standard \
         | tar --null -cf - -T -) | tar -xf - -C "$src"
     cp -r "$src/packaging/debian" "$src/debian"
-    # the GIL-safe libpam-python for jupyterhub-session (make vm-test builds it)
-    if [ -n "${PYKT_PAM_PYTHON_DEB-}" ]; then
-        mkdir -p "$src/debian/tests/pam-python"
-        cp "$PYKT_PAM_PYTHON_DEB" "$src/debian/tests/pam-python/"
-    fi
 fi
 [ -f "$src/debian/tests/control" ] || { echo "no debian/tests/control in $src" >&2; exit 64; }
 

@@ -1,11 +1,14 @@
 #!/bin/bash
 # `make vm-test`, the guest half: for each suite (SUITES, default "bookworm
-# trixie"), a minimal Debian guest with that suite's kernel, the 0.1.0 .deb
-# installed by apt and then upgraded to the freshly built one, booted with
-# qemu, reporting over the serial console. Writes build/vm/SUITE/report.json
-# for tests/vm/test_guest.py.
+# trixie"), a minimal Debian guest with that suite's kernel and Debian's
+# libpam-python, where apt first refuses the fresh .deb alone (it needs the
+# fixed libpam-python), installs the OLD .debs one after the other (0.1.0,
+# then 0.2.0), and then runs the README's install command: this project's
+# libpam-python for the suite and the fresh .deb together. Booted with qemu,
+# reporting over the serial console. Writes build/vm/SUITE/report.json for
+# tests/vm/test_guest.py.
 #
-#   tools/vm/run.sh NEW.deb OLD.deb
+#   tools/vm/run.sh NEW.deb OLD.deb...
 #
 # Cached in $PYKT_VM_CACHE (default /var/cache/pam-pykeyinit-vm), keyed by
 # suite, mirror and package list: the debootstrapped root and the kernel of
@@ -14,7 +17,8 @@ set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 deb=$1
-old_deb=$2
+shift
+old_debs=("$@")
 suites=${SUITES:-bookworm trixie}
 cache=${PYKT_VM_CACHE:-/var/cache/pam-pykeyinit-vm}
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
@@ -80,24 +84,36 @@ for suite in $suites; do
     rm -rf "$work" && mkdir -p "$work/root"
     tar -C "$work/root" -xf "$base"
     chmod 755 "$work/root"
-    cp "$deb" "$old_deb" "$work/root/tmp/"
-    # apt installs the 0.1.0 package, then upgrades it to the new one, as on
-    # a user's machine (the dependencies are in the root: nothing is fetched)
-    for pkg in "$old_deb" "$deb"; do
-        chroot "$work/root" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -q --allow-downgrades "/tmp/$(basename "$pkg")" \
-            >>"$work/root/apt.log" 2>&1 || { tail -20 "$work/root/apt.log"; exit 1; }
-    done
-    rm -f "$work/root/tmp/"*.deb
-    # libpam-python for the GIL-safe scenario: ours for this suite (make
-    # vm-test builds it), and Debian's, fetched while the root still has
-    # its package lists, to go back to
-    mkdir -p "$work/root/pykt-pam-python"
+    # this project's libpam-python for the suite (make vm-test builds it)
     ours=$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' "$repo/packaging/pam-python/suites/$suite/changelog")
-    cp "$repo/dist/libpam-python_${ours}_$(dpkg --print-architecture).deb" "$work/root/pykt-pam-python/"
+    ours_deb=$repo/dist/libpam-python_${ours}_$(dpkg --print-architecture).deb
+    cp "$deb" "${old_debs[@]}" "$ours_deb" "$work/root/tmp/"
     cp /etc/resolv.conf "$work/root/etc/resolv.conf"
+    apt_get() {  # apt-get install in the root, its output appended to LOG
+        local log=$1
+        shift
+        chroot "$work/root" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --allow-downgrades "$@" >>"$work/root/$log" 2>&1
+    }
+    # The fresh package alone, beside Debian's libpam-python: apt must refuse
+    # it (and install nothing); the guest reports what apt said.
+    rc=0
+    apt_get apt-refused.log "/tmp/$(basename "$deb")" || rc=$?
+    echo "$rc" >"$work/root/apt-refused.rc"
+    # The earlier releases, as on a user's machine (with Debian's
+    # libpam-python; the dependencies are in the root: nothing is fetched),
+    # then the README's install command: both packages in one apt call.
+    for pkg in "${old_debs[@]}"; do
+        apt_get apt.log "/tmp/$(basename "$pkg")" || { tail -20 "$work/root/apt.log"; exit 1; }
+    done
+    # Debian's libpam-python, for the scenarios that show its crash, fetched
+    # while the root still has its package lists and Debian's is the candidate
+    mkdir -p "$work/root/pykt-pam-python"
     chroot "$work/root" sh -c 'cd /pykt-pam-python && apt-get download -q libpam-python' \
         >>"$work/root/apt.log" 2>&1 || { tail -20 "$work/root/apt.log"; exit 1; }
+    apt_get apt.log "/tmp/$(basename "$ours_deb")" "/tmp/$(basename "$deb")" \
+        || { tail -20 "$work/root/apt.log"; exit 1; }
+    rm -f "$work/root/tmp/"*.deb
     # the guest needs no package lists: a smaller initramfs
     rm -rf "$work/root"/var/lib/apt/lists/* "$work/root"/var/cache/apt/*.bin
     install -m 0755 "$repo/tools/vm/init" "$work/root/init"

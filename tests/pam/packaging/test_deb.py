@@ -1,13 +1,17 @@
 """The Debian package, installed the way an administrator installs it.
 
-Builds dist/libpam-pykeyinit_*.deb with `make deb` (lintian must report no
-error and no warning), installs it with apt, enables the pam-auth-update
+Builds dist/libpam-pykeyinit_*.deb and this suite's libpam-python with
+`make deb` (lintian must report no error and no warning); apt must refuse
+the package alone beside Debian's libpam-python (it depends on
+libpam-python-fixed-startup, which only this project's build provides);
+installs both with the README's command, enables the pam-auth-update
 profile, logs in through it, disables it, removes and purges the package,
 and checks that /etc/pam.d/common-session* and /var/lib/pam are byte for
 byte as before and that no file of the package is left.
 
-It changes the host's PAM configuration for a few seconds; everything is
-put back in a finally block even when an assertion fails.
+It changes the host's PAM configuration and its libpam-python for a few
+seconds; everything is put back in a finally block even when an assertion
+fails (libpam-python: the version installed before, from the archive).
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ STATE = [
 PROFILE_LINE = "pam_python.so pam_pykeyinit.py revoke"
 
 
-def installed() -> bool:
+def installed(package: str = PACKAGE) -> str | None:
+    """The installed version of ``package``, or None."""
     out = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", PACKAGE], capture_output=True, text=True
+        ["dpkg-query", "-W", "-f=${Status} ${Version}", package], capture_output=True, text=True
     ).stdout
-    return out.startswith("install ok installed")
+    return out.split()[-1] if out.startswith("install ok installed") else None
 
 
 def digest() -> dict[str, str]:
@@ -54,6 +59,11 @@ def deb() -> Path:
 
 def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
     require(not installed(), f"{PACKAGE} is installed on this machine already")
+    pam_python = installed("libpam-python")
+    require(
+        pam_python is not None and "+pykeyinit" not in pam_python,
+        "this test starts from Debian's libpam-python (make deps installs it)",
+    )
     before = digest()
     backup = {p: p.read_bytes() for p in STATE if p.is_file()}
     probe = tmp_path / "probe.sh"
@@ -61,7 +71,18 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
     probe.chmod(0o755)
     services: list[Service] = []
     try:
-        system("apt-get", "install", "-y", "-q", str(deb))
+        # beside Debian's libpam-python: refused, nothing installed
+        alone = subprocess.run(
+            ["apt-get", "install", "-y", "-q", str(deb)], capture_output=True, text=True
+        )
+        assert alone.returncode != 0, alone.stdout
+        assert "libpam-python-fixed-startup" in alone.stdout + alone.stderr
+        assert installed() is None and installed("libpam-python") == pam_python
+        # the README's command
+        pair = sorted(str(p) for p in (REPO / "dist" / "install").glob("*.deb"))
+        assert [Path(p).name.split("_")[0] for p in pair] == ["libpam-pykeyinit", "libpam-python"]
+        system("apt-get", "install", "-y", "-q", *pair)
+        assert "+pykeyinit" in (installed("libpam-python") or "")
         # the package's files and symlinks (its folders are shared with others)
         listed = system("dpkg", "-L", PACKAGE).split()
         files = [Path(f) for f in listed if not Path(f).is_dir()]
@@ -118,6 +139,15 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
             svc.close()
         if installed():
             subprocess.run(["apt-get", "purge", "-y", "-q", PACKAGE], capture_output=True)
+        if installed("libpam-python") != pam_python:
+            system(
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--allow-downgrades",
+                f"libpam-python={pam_python}",
+            )
         for path, data in backup.items():
             if path.read_bytes() != data:
                 path.write_bytes(data)
