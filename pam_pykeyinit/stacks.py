@@ -639,8 +639,8 @@ def unfixed_startup(so: Path, callers: list[str], missing: list[str]) -> str:
     ``missing`` the SETUID_SERVICES that have no file here."""
     said = (
         f"{so} has no fixed start-up (patch 3005): Python computes its paths from"
-        " the caller's environment, and PATH or PYTHONEXECUTABLE choose the standard"
-        " library it runs"
+        " the environment of the program calling PAM, where PATH or PYTHONEXECUTABLE"
+        " choose the standard library"
     )
     if callers:
         other = ""

@@ -41,6 +41,8 @@ WORD = st.sampled_from(
         "[default=1 success=ok]",
         "[unclosed",
         "pam_keyinit.so",
+        "[pam_keyinit.so]",
+        "[pam_keyinit.so]force",
         "pam_python.so",
         "pam_pykeyinit.py",
         "/x/pam_pykeyinit/pam_module.py",
@@ -132,7 +134,10 @@ def converted_as_documented(old: str, new: str) -> bool:
     """The oracle for --write, from outside stacks.py: the same lines, and
     each changed line is the old one with one pam_keyinit.so module word
     replaced by pam_python.so pam_pykeyinit.py (at any of its places: the
-    same word may also stand in another column)."""
+    same word may also stand in another column); a bracketed one, which
+    libpam takes without its brackets ('\\]' is ']'), brackets and all, with
+    a blank after it where the next word followed its ']' directly."""
+    ours = "pam_python.so pam_pykeyinit.py"
     rows_old, rows_new = old.split("\n"), new.split("\n")
     if len(rows_old) != len(rows_new):
         return False
@@ -140,8 +145,13 @@ def converted_as_documented(old: str, new: str) -> bool:
         if a == b:
             continue
         words = {w for w in a.split() if os.path.basename(w) == "pam_keyinit.so"}
+        words |= {
+            m[0]
+            for m in re.finditer(r"\[(?:[^\]\\]|\\\]|\\(?!\]))*\]", a)
+            if os.path.basename(m[0][1:-1].replace("\\]", "]")) == "pam_keyinit.so"
+        }
         places = [(m.start(), w) for w in words for m in re.finditer(re.escape(w), a)]
-        replaced = [a[:i] + "pam_python.so pam_pykeyinit.py" + a[i + len(w) :] for i, w in places]
+        replaced = [a[:i] + ours + sep + a[i + len(w) :] for i, w in places for sep in ("", " ")]
         if b not in replaced:
             return False
     return True
