@@ -190,7 +190,6 @@ class KeyDescription:
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ctypes import Array, _SimpleCData, c_char
-    from ctypes import c_int as c_int
     from ctypes import c_long as c_long
 
     from .interfaces import Ids
@@ -199,9 +198,6 @@ else:
 
     class c_long(_SimpleCData):  # as ctypes.c_long
         _type_ = "l"
-
-    class c_int(_SimpleCData):  # as ctypes.c_int
-        _type_ = "i"
 
 
 class CFunction(_ctypes.CFuncPtr):
@@ -216,18 +212,21 @@ class CFunction(_ctypes.CFuncPtr):
 # arguments are passed as explicit c_long (a buffer as a c_char array),
 # syslog's as a Python int (ctypes passes it as a C int, the type of its
 # priority) and bytes. The pthread_* functions take a pthread_key_t
-# (unsigned int: a Python int), a pointer (a c_char array, or a
+# (unsigned int: a Python int) and a pointer (a c_long's address, or a
 # pointer-sized c_long: long and void * have one size on every Linux ABI),
-# and return an int error number, or (getspecific) a void *.
+# and return an int error number, read as a c_long and cut to its 32 bits
+# (INT_MASK; no c_int type is made for it at every login), or
+# (getspecific) a void *.
 LIBC_FUNCTIONS: "dict[str, type[_SimpleCData[int]] | None]" = {
     "syscall": c_long,
     "syslog": None,
-    "pthread_key_create": c_int,
-    "pthread_key_delete": c_int,
+    "pthread_key_create": c_long,
+    "pthread_key_delete": c_long,
     "pthread_getspecific": c_long,
-    "pthread_setspecific": c_int,
+    "pthread_setspecific": c_long,
 }
 POINTER_MASK = (1 << (8 * _ctypes.sizeof(c_long))) - 1
+INT_MASK = 0xFFFFFFFF  # an int's 32 bits, on every Linux ABI
 _char_types: "list[type[c_char]]" = []
 
 
@@ -376,12 +375,12 @@ class ThreadSlots:
         self.keys: "list[int]" = []
         create = libc_function("pthread_key_create")
         for _ in range(count):
-            key = char_buffer(_ctypes.sizeof(c_int))  # pthread_key_t: unsigned int
-            err = create(key, c_long(0))  # no destructor
+            key = c_long(0)  # room for a pthread_key_t, an unsigned int, at its start
+            err = create(_ctypes.byref(key), c_long(0)) & INT_MASK  # no destructor
             if err:
                 self.delete()
                 raise KernelError("pthread_key_create", (), err)
-            self.keys.append(int.from_bytes(bytes(key), sys.byteorder))
+            self.keys.append(int.from_bytes(bytes(key)[:4], sys.byteorder))
 
     def get(self, index: int) -> int:
         """The calling thread's value of slot ``index``: 0 until it sets one."""
@@ -390,7 +389,7 @@ class ThreadSlots:
     def set(self, index: int, value: int) -> None:
         """Set the calling thread's value of slot ``index`` (0 <= value,
         below 2**32 on 32-bit ABIs)."""
-        err = self._set(self.keys[index], c_long(value))
+        err = self._set(self.keys[index], c_long(value)) & INT_MASK
         if err:
             raise KernelError("pthread_setspecific", (self.keys[index], value), err)
 
@@ -426,6 +425,7 @@ def syslog(priority: int, line: str) -> None:
 
 
 _functions: "dict[str, CFunction]" = {}
+_handle: "list[int]" = []  # dlopen(NULL)'s, once per process
 _kernel: "Kernel | None" = None
 
 
@@ -435,9 +435,10 @@ def libc_function(name: str) -> "CFunction":
     ctypes.CDLL(None) does), libc's among them."""
     fn = _functions.get(name)
     if fn is None:
-        # typeshed leaves out None, which dlopen(3) takes as NULL
-        handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]
-        fn = CFunction(_ctypes.dlsym(handle, name))
+        if not _handle:
+            # typeshed leaves out None, which dlopen(3) takes as NULL
+            _handle.append(_ctypes.dlopen(None, 0))  # type: ignore[arg-type]
+        fn = CFunction(_ctypes.dlsym(_handle[0], name))
         fn.restype = LIBC_FUNCTIONS[name]
         _functions[name] = fn
     return fn

@@ -132,16 +132,23 @@ class Options:
 class _Slot:
     """One per-thread value: slot ``index`` of the ThreadSlots, stored as
     value + ``offset`` so that the slot's 0 (never set) reads as the
-    starting value (0, False, or -1 for the IDs)."""
+    starting value (0, False, or -1 for the IDs). A ThreadState lives for
+    one call of the thread, and only the thread itself sets its values: a
+    slot is read once per ThreadState (each read is a call into libc)."""
 
     def __init__(self, index: int, offset: int = 0, kind: "type[int]" = int) -> None:
         self.index, self.offset, self.kind = index, offset, kind
 
     def __get__(self, st: "ThreadState", owner: "type[ThreadState]") -> int:
-        return self.kind(st.slots.get(self.index) - self.offset)
+        stored = st.read.get(self.index)
+        if stored is None:
+            stored = st.read[self.index] = st.slots.get(self.index)
+        return self.kind(stored - self.offset)
 
     def __set__(self, st: "ThreadState", value: int) -> None:
-        st.slots.set(self.index, int(value) + self.offset)
+        stored = int(value) + self.offset
+        st.slots.set(self.index, stored)
+        st.read[self.index] = stored
 
 
 class ThreadState:
@@ -150,13 +157,14 @@ class ThreadState:
 
     if TYPE_CHECKING:  # what each _Slot below reads as
         slots: SlotsLike
+        read: dict[int, int]
         my_session_keyring: int
         do_revoke: bool
         xdebug: bool
         revoke_as_uid: int
         revoke_as_gid: int
     else:
-        __slots__ = ("slots",)
+        __slots__ = ("read", "slots")
         my_session_keyring = _Slot(0)  # serial of the keyring this thread created, 0 if none
         do_revoke = _Slot(1, kind=bool)  # sticky: once 'revoke' is seen it stays on
         xdebug = _Slot(2, kind=bool)  # sticky: once 'debug' is seen it stays on
@@ -165,6 +173,7 @@ class ThreadState:
 
     def __init__(self, slots: "SlotsLike") -> None:
         self.slots = slots
+        self.read = {}  # slot -> its stored value, as this call read or set it
 
 
 SLOTS = 5

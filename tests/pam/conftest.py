@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -119,30 +118,15 @@ def gil_safe_so(prerequisites):
 @pytest.fixture(scope="session")
 def debian_pam_python_so(prerequisites):
     """pam_python.so of Debian's libpam-python for this suite, from the
-    archive (apt-get download of the version the archive has, never this
-    project's build), unpacked into a root-owned folder that every caller
-    can read: the build whose holes the tests show as their premise,
-    whichever build the host has installed."""
-    versions = [
-        fields[1].strip()
-        for fields in (
-            line.split("|") for line in system("apt-cache", "madison", "libpam-python").splitlines()
-        )
-        if len(fields) >= 3 and "+pykeyinit" not in fields[1]
-    ]
-    require(bool(versions), "the archive offers no libpam-python (apt-get update?)")
+    archive (tools/debian-pam-python.sh: the version the archive has, never
+    this project's build), in a root-owned folder that every caller can
+    read: the build whose holes the tests show as their premise, whichever
+    build the host has installed."""
     top = Path(tempfile.mkdtemp(prefix="pykt-debian-pam-python-"))
     top.chmod(0o755)
     try:
-        subprocess.run(
-            ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root",
-             f"libpam-python={versions[0]}"],
-            cwd=top, check=True, capture_output=True,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )  # fmt: skip
-        (deb,) = top.glob("*.deb")
-        system("dpkg-deb", "-x", str(deb), str(top / "root"))
-        (so,) = (top / "root").rglob("pam_python.so")
+        out = system("sh", str(REPO / "tools" / "debian-pam-python.sh"), str(top))
+        so = Path(out.strip())
         assert not host.gil_safe(so), f"{so} holds the GIL: not Debian's build"
         yield so
     finally:

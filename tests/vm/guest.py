@@ -372,10 +372,11 @@ def _python_pam():
     debians = debians_pam_python()
     common = "auth required pam_permit.so\naccount required pam_permit.so\n"
     ours = f"auth optional {MOD}\n{common}session optional {MOD} force revoke\n"
-    debian = f"session optional {debians} /usr/lib/security/pam_pykeyinit.py force revoke\n"
+    debian_mod = f"{debians} /usr/lib/security/pam_pykeyinit.py"
+    debian = f"auth optional {debian_mod}\n{common}session optional {debian_mod} force revoke\n"
     plain = f"{common}session optional pam_keyinit.so force revoke\n"
     write("/etc/pam.d/pykt-py", ours)
-    write("/etc/pam.d/pykt-debian", common + debian)
+    write("/etc/pam.d/pykt-debian", debian)
     write("/etc/pam.d/pykt-nopy", plain)
     pamela = "import pamela, sys; pamela.open_session('{u}', service=sys.argv[1]); print('done')"
     pampy = "import pam, sys; print(pam.pam().authenticate('{u}', '{p}', service=sys.argv[1]))"
