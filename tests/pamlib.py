@@ -7,6 +7,7 @@ calling libpam in-process crashes as soon as pam_python runs in it.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -15,6 +16,8 @@ import re
 import secrets
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from pam_pykeyinit import host
@@ -51,6 +54,18 @@ def stack(module: str, args: str = "", probe: str | None = None, auth: bool = Fa
     lines = [line("auth", "optional", module, args)] if auth else []
     lines.append(line("session", "required", module, args))
     return lines + ([probe] if probe else [])
+
+
+@contextlib.contextmanager
+def readable_folder(prefix: str) -> Iterator[Path]:
+    """A new root-owned folder under /tmp that every uid may enter (pytest's
+    own temporary folders are 0700), removed with everything in it."""
+    top = Path(tempfile.mkdtemp(prefix=prefix))
+    top.chmod(0o755)
+    try:
+        yield top
+    finally:
+        shutil.rmtree(top)
 
 
 def pam_python_so() -> Path | None:

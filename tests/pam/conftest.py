@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,16 @@ import pytest
 from pam_pykeyinit import host
 
 from ..conftest import require, require_root
-from ..pamlib import REPO, Service, Tools, Users, install_tree, pam_python_so, system
+from ..pamlib import (
+    REPO,
+    Service,
+    Tools,
+    Users,
+    install_tree,
+    pam_python_so,
+    readable_folder,
+    system,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,13 +40,9 @@ def prerequisites() -> None:
 
 
 def installed_tree(prefix: str):
-    """install_tree() in a folder of its own under /tmp (pytest's own
-    temporary folders are 0700), removed afterwards; yields pam_module.py."""
-    top = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
+    """install_tree() in a readable_folder() of its own; yields pam_module.py."""
+    with readable_folder(prefix) as top:
         yield install_tree(top)
-    finally:
-        shutil.rmtree(top)
 
 
 @pytest.fixture(scope="session")
@@ -85,12 +89,8 @@ def tools(prerequisites: None):
     """The C helpers of tests/harness/, built once."""
     require(shutil.which("gcc") is not None, "gcc not installed")
     require(Path("/usr/include/security/pam_appl.h").exists(), "libpam0g-dev not installed")
-    top = Path(tempfile.mkdtemp(prefix="pykt-tools-"))
-    top.chmod(0o755)
-    try:
+    with readable_folder("pykt-tools-") as top:
         yield Tools(top)
-    finally:
-        shutil.rmtree(top)
 
 
 @pytest.fixture(scope="session")
@@ -104,15 +104,11 @@ def gil_safe_so(prerequisites):
     arch = system("dpkg", "--print-architecture").strip()
     deb = REPO / "dist" / f"libpam-python_{version}_{arch}.deb"
     require(deb.exists(), f"{deb} missing: make pam-python-deb")
-    top = Path(tempfile.mkdtemp(prefix="pykt-pam-python-"))
-    top.chmod(0o755)
-    try:
+    with readable_folder("pykt-pam-python-") as top:
         system("dpkg-deb", "-x", str(deb), str(top))
         (so,) = top.rglob("pam_python.so")
         assert host.gil_safe(so)
         yield so
-    finally:
-        shutil.rmtree(top)
 
 
 @pytest.fixture(scope="session")
@@ -122,15 +118,11 @@ def debian_pam_python_so(prerequisites):
     this project's build), in a root-owned folder that every caller can
     read: the build whose holes the tests show as their premise, whichever
     build the host has installed."""
-    top = Path(tempfile.mkdtemp(prefix="pykt-debian-pam-python-"))
-    top.chmod(0o755)
-    try:
+    with readable_folder("pykt-debian-pam-python-") as top:
         out = system("sh", str(REPO / "tools" / "debian-pam-python.sh"), str(top))
         so = Path(out.strip())
         assert not host.gil_safe(so), f"{so} holds the GIL: not Debian's build"
         yield so
-    finally:
-        shutil.rmtree(top)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from ..pamlib import (
     pam_python_so,
     pamtester,
     py_module,
+    readable_folder,
     ses,
 )
 
@@ -228,20 +229,16 @@ def planted_pyc(source: Path, text: str) -> bytes:
 def users_folder(users):
     """A folder of the test user's, as an attacker's own files are: the
     user owns it and everything put in it (chown_all)."""
-    top = Path(tempfile.mkdtemp(prefix="pykt-users-"))
-    top.chmod(0o755)
-    folder = top / "mine"
-    folder.mkdir()
+    with readable_folder("pykt-users-") as top:
+        folder = top / "mine"
+        folder.mkdir()
 
-    def chown_all() -> Path:
-        for path in [folder, *folder.rglob("*")]:
-            os.lchown(path, Users.GID_UID, Users.GID_GID)
-        return folder
+        def chown_all() -> Path:
+            for path in [folder, *folder.rglob("*")]:
+                os.lchown(path, Users.GID_UID, Users.GID_GID)
+            return folder
 
-    try:
         yield folder, chown_all
-    finally:
-        shutil.rmtree(top)
 
 
 @pytest.mark.parametrize("what", ["module", "pycache", "bytecode"])

@@ -20,15 +20,13 @@ from __future__ import annotations
 import marshal
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from importlib.util import MAGIC_NUMBER, source_hash
 from pathlib import Path
 
 import pytest
 
-from ..pamlib import Users, line, pamtester
+from ..pamlib import Users, line, pamtester, readable_folder
 
 MODULE = """\
 import sys
@@ -104,12 +102,8 @@ class ModuleFile:
 
 @pytest.fixture
 def module_file() -> Iterator[ModuleFile]:
-    top = Path(tempfile.mkdtemp(prefix="pykt-modfile-"))
-    top.chmod(0o755)
-    try:
+    with readable_folder("pykt-modfile-") as top:
         yield ModuleFile(top)
-    finally:
-        shutil.rmtree(top)
 
 
 def which_ran(service, so: Path, module: ModuleFile) -> str:

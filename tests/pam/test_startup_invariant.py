@@ -44,13 +44,13 @@ library's, nothing is written, and the next login works.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +60,7 @@ import pytest
 from pam_pykeyinit import host
 
 from ..conftest import require
-from ..pamlib import REPO, TOOLS, Users, line
+from ..pamlib import REPO, TOOLS, Users, line, readable_folder
 
 FLOOR = REPO / "bench" / "floor_module.py"  # a pam_python module that returns at once
 CLIENT = TOOLS / "pyclient.py"
@@ -171,18 +171,14 @@ class Planted:
 
 @pytest.fixture
 def planted_for(users) -> Iterator:
-    made: list[Path] = []
+    with contextlib.ExitStack() as made:
 
-    def make(version: str) -> Planted:
-        outer = Path(tempfile.mkdtemp(prefix="pykt-hostile-"))
-        outer.chmod(0o755)
-        made.append(outer)
-        (outer / "home").mkdir()
-        return Planted(outer / "home", version)
+        def make(version: str) -> Planted:
+            outer = made.enter_context(readable_folder("pykt-hostile-"))
+            (outer / "home").mkdir()
+            return Planted(outer / "home", version)
 
-    yield make
-    for outer in made:
-        shutil.rmtree(outer)
+        yield make
 
 
 # -- reading strace's log ------------------------------------------------------
