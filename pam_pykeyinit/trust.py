@@ -1,10 +1,11 @@
 """How the loader decides that it may run the package, and its second step.
 
-pam_python runs pam_module.py, the loader, for every PAM handle, compiling
-it from source each time (it writes no bytecode): so the loader holds only
-what must run before the first file of the package can be trusted, and
-everything else is here, in bytecode that the .deb compiles once. `make
-bench` shows what each step costs (README.md, "Speed").
+pam_python runs pam_module.py, the loader, for every PAM handle: Debian's
+build compiles it from source each time (it writes no bytecode), this
+project's runs its bytecode when current (patch 3007). So the loader holds
+only what must run before the first file of the package can be trusted,
+and everything else is here, in bytecode that the .deb compiles once.
+`make bench --stages` shows what each step costs (README.md, "Speed").
 
     session optional pam_python.so /lib/security/pam_pykeyinit.py force revoke
 
