@@ -19,7 +19,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init_
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench deb rpm \
+.PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench bench-suite deb rpm \
 	pam-python-deb pam-python-debs pam-python-rpm vm-test autopkgtest clean
 
 all: check
@@ -115,6 +115,11 @@ demo: bytecode
 bench: deps pam-python-deb
 	$(call apt_install,valgrind)
 	$(PYTHON) tools/bench.py --pam-python-deb $(PAM_PYTHON_DEB)
+
+# make bench inside a root of the other suite (as check-suite runs the suite)
+bench-suite:
+	$(call apt_install,debootstrap)
+	bash tools/suite-root.sh $(SUITE) "$(SUITE_PACKAGES)" -- make bench
 
 # dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
 # a copy of the source tree under build/ (the top level stays as it is), and

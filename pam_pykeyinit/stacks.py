@@ -602,10 +602,12 @@ def loader_refusal(target: str) -> str:
     if not os.path.exists(os.path.join(os.path.dirname(real), "__init__.py")):
         return f"{target} is not the pam_module.py of a pam_pykeyinit package"
     pkgdir = os.path.dirname(real)
+    # the path as pam_python hands it to the loader, not normalised: the
+    # walk follows a symlink before a '..' after it, as the kernel does
+    # (os.path.abspath would drop 'link/..' as text)
+    given = target if target.startswith("/") else os.path.abspath(target)
     try:
-        return pam_module.first_problem(pkgdir) or trust.problem(
-            os.path.abspath(target), pkgdir, pam_module.unsafe
-        )
+        return pam_module.first_problem(pkgdir) or trust.problem(given, pkgdir, pam_module.unsafe)
     except OSError as err:  # the loader's refusal, in its words (a missing trust.py)
         return f"{type(err).__name__}: {err}"
 

@@ -488,3 +488,31 @@ def test_a_bracketed_word_across_a_continued_line_is_read_by_check_as_by_libpam(
         f["message"] for f in check_system(f"{prefix}-key") if "session keyring" in f["message"]
     ]
     assert infos == [f"session keyring from pam_keyinit.so ({said[0][len('said: ') :]})"], said
+
+
+def test_a_dotdot_after_a_users_symlink_is_judged_as_the_kernel_walks_it(own_tree, users):
+    """pam_python hands the loader the path as the line spells it; the
+    kernel follows a symbolic link before the '..' after it. A user's
+    symlink in a sticky folder on the way, followed by '..', is the user's
+    to point elsewhere: check says what the loader says (it refuses), not
+    what the text without 'link/..' would give."""
+    from pam_pykeyinit import stacks
+
+    from ...pamlib import Users
+
+    pkgdir = own_tree.parent
+    lib = pkgdir.parent
+    lib.chmod(0o1777)  # sticky and writable by all: allowed on the way
+    (lib / "sub").mkdir(mode=0o755)
+    link = lib / "lnk"
+    link.symlink_to(lib / "sub")
+    os.lchown(link, Users.PEER_UID, -1)
+    given = f"{lib}/lnk/../{pkgdir.name}/pam_module.py"
+    loader = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", LOADER_REFUSAL, given],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    said = stacks.loader_refusal(given)
+    assert said == loader.stdout.strip() == f"{link} is owned by uid {Users.PEER_UID}, not root"
