@@ -65,7 +65,6 @@ from ..pamlib import REPO, TOOLS, Users, line, readable_folder
 FLOOR = REPO / "bench" / "floor_module.py"  # a pam_python module that returns at once
 CLIENT = TOOLS / "pyclient.py"
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-KERNEL_FILES = ("/proc/", "/sys/", "/dev/")
 # The variables that are paths to an interpreter, not to a folder.
 EXECUTABLES = ("PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
 NAME = re.compile(r"(?:PYTHON[A-Z0-9_]*[A-Z0-9]|__PYVENV_LAUNCHER__)")
@@ -105,6 +104,14 @@ def startup_variables(interpreter: Path, libpython: Path) -> list[str]:
     return sorted(names)
 
 
+# A root-owned .pth file of the kind a system may hold (a coverage start-up
+# hook reads its paths from the environment): it runs the file a variable
+# names. Put into the first site folder in su's private mount namespace (an
+# overlay: the folder itself is not touched); the caller names their own
+# file in the variable.
+HOOK_VARIABLE = "PYKT_HOOK"
+HOOK_PTH = f"import os; p = os.environ.get({HOOK_VARIABLE!r}); p and exec(open(p).read())\n"
+
 PLANT = """import posix
 posix.close(posix.open({marker!r}, posix.O_WRONLY | posix.O_CREAT, 0o644))
 """
@@ -143,6 +150,7 @@ class Planted:
         user_site = self.top / ".local" / "lib" / f"python{self.version}" / "site-packages"
         user_site.mkdir(parents=True)
         (user_site / "pykt.pth").write_text(self.plant_line("pth-user"))
+        self.plant(self.top / "hook.py", "pth-hook")  # what HOOK_PTH runs, if it can
         for path in [self.top, *self.top.rglob("*")]:
             os.lchown(path, Users.GID_UID, Users.GID_GID)
 
@@ -161,6 +169,7 @@ class Planted:
         for name in EXECUTABLES:
             env[name] = str(self.top / "bin" / "python3")
         env.update(
+            {HOOK_VARIABLE: str(self.top / "hook.py")},
             PATH=f"{self.top / 'bin'}:{SYSTEM_PATH}",
             HOME=str(self.top),
             TMPDIR=str(self.top),
@@ -184,6 +193,7 @@ def planted_for(users) -> Iterator:
 # -- reading strace's log ------------------------------------------------------
 
 CALL = re.compile(r"^(\w+)\((.*)\)\s+= (-?\d+|\?)(?:<([^>]*)>)?")
+SUN_PATH = re.compile(r'sun_path="((?:[^"\\]|\\.)*)"')  # connect(2) to a unix socket
 DIRFD = re.compile(r"^(?:AT_FDCWD|-?\d+)<(.*)>$")
 
 
@@ -254,15 +264,20 @@ def calls_of(log_prefix: Path, cwd: str, program: str) -> Iterator[Call]:
                 # symlink's first is the only name looked up
                 if looked > 1 and not name.startswith(("rename", "link")):
                     break
-                paths.append(path if path.startswith("/") else os.path.join(base, path))
+                if path == "":  # AT_EMPTY_PATH: the descriptor's own file
+                    paths.append(base)
+                else:
+                    paths.append(path if path.startswith("/") else os.path.join(base, path))
+            if name == "connect":
+                paths += [_unquote(f'"{m}"') or m for m in SUN_PATH.findall(args)]
             yield Call(pid, name, paths, result, fdpath, text)
             if name.startswith("execve") and result == "0" and paths[0] != program:
                 break
 
 
 def owner_problem(path: str) -> str:
-    """Why ``path`` (a real path) is not root's and unwritable by others all
-    the way up, or ''."""
+    """Why the existing ``path`` (a real path) is not root's and unwritable
+    by others all the way up, or ''."""
     parts = Path(path).parts
     for i in range(1, len(parts) + 1):
         step = os.path.join(*parts[:i]) if i > 1 else "/"
@@ -277,22 +292,72 @@ def owner_problem(path: str) -> str:
     return ""
 
 
+def creatable_problem(path: str) -> str:
+    """Why someone other than root could create the missing ``path``, or
+    '': its nearest existing folder must be root's and writable by no one
+    else, sticky or not (anyone may create a new name in /tmp), and root's
+    all the way up."""
+    folder = os.path.dirname(path)
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    real = os.path.realpath(folder)
+    st = os.stat(real)
+    if st.st_mode & 0o022:
+        return f"{real} has mode {st.st_mode & 0o7777:04o}: others may create {path}"
+    return owner_problem(real)
+
+
+KERNEL_FILES = ("/proc/", "/sys/")
+
+
+def path_problem(path: str) -> str:
+    """Rule 4 for one path the process looked up, opened, ran or connected
+    to: an existing one is root's and unwritable by others along its real
+    path, a missing one could only be made by root. The kernel's own
+    (/proc, /sys, device nodes) are not files anyone can plant."""
+    if not path.startswith("/"):  # relative to a pipe's or socket's descriptor: no file
+        return ""
+    if path.startswith(KERNEL_FILES) or path in ("/proc", "/sys"):
+        return ""
+    if not os.path.lexists(path):
+        return creatable_problem(path)
+    real = os.path.realpath(path)
+    if not os.path.exists(real):  # a dangling symbolic link: where it leads
+        return owner_problem(os.path.dirname(path)) or creatable_problem(real)
+    if stat.S_ISCHR(os.stat(real).st_mode) or stat.S_ISBLK(os.stat(real).st_mode):
+        return ""
+    return owner_problem(real)
+
+
 def violations(calls: list[Call], folder: Path, so: Path) -> tuple[list[str], list[str]]:
-    """(lookups under ``folder``, opens after pam_python.so that break rule 4)."""
+    """(look-ups under ``folder``, as named or once symbolic links are
+    resolved; every path met after pam_python.so was opened that breaks
+    rule 4: looked up, opened, run or connected to, found or not)."""
+    inside = f"{folder}/"
     looked = [
-        c.raw for c in calls for p in c.paths if p == str(folder) or p.startswith(f"{folder}/")
+        c.raw
+        for c in calls
+        for p in c.paths
+        if f"{p}/".startswith(inside) or f"{os.path.realpath(p)}/".startswith(inside)
     ]
     loaded, bad = False, []
     for c in calls:
         if not loaded:
             loaded = c.name.startswith("open") and c.opened == str(so.resolve())
             continue
-        if c.name.startswith("open") and c.opened and not c.opened.startswith(KERNEL_FILES):
-            why = owner_problem(c.opened)
+        for path in c.paths:
+            why = path_problem(path)
             if why:
                 bad.append(f"{c.raw}: {why}")
     assert loaded, f"{so} was never opened: the trace does not show the login"
     return looked, bad
+
+
+# strace: every process, a log each (no interleaving), paths of descriptors
+# (-y), every call that names a file, runs a program or connects to a
+# socket; then the log's name
+TRACE = ["/usr/bin/strace", "-f", "-ff", "-y", "-qq", "-s", "4096"]
+TRACE += ["-e", "trace=%file,%process,connect", "-o"]
 
 
 # -- su ---------------------------------------------------------------------------
@@ -312,9 +377,25 @@ def su_stack(so: Path, module: str) -> str:
     )
 
 
+def site_folder(interpreter: Path) -> str:
+    """The first site folder of ``interpreter`` (isolated, as pam_python
+    starts it) that exists: where HOOK_PTH goes."""
+    code = "import os, site; print([p for p in site.getsitepackages() if os.path.isdir(p)][0])"
+    return subprocess.run(
+        [str(interpreter), "-I", "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def su_under_strace(
-    so: Path, module: str, planted: Planted, names: list[str], work: Path
+    so: Path,
+    module: str,
+    planted: Planted,
+    names: list[str],
+    work: Path,
+    only: tuple[str, ...] = (),
 ) -> tuple[subprocess.CompletedProcess[str], list[Call]]:
+    """su to oneself under strace, with Planted.environment(names), or, with
+    ``only``, a system PATH and only those of its variables."""
     require(
         Path("/etc/pam.d/su").exists() and os.stat("/bin/su").st_mode & stat.S_ISUID != 0,
         "no set-user-ID su",
@@ -326,12 +407,23 @@ def su_under_strace(
     log = work / "trace" / "su"
     log.parent.mkdir()
     env = planted.environment(names)
-    script = 'mount --bind "$1" /etc/pam.d/su && shift && exec "$@"'
+    if only:
+        env = {"PATH": SYSTEM_PATH, **{name: env[name] for name in only}}
+    upper, overlay = work / "pth", work / "overlay"
+    upper.mkdir(mode=0o755)
+    overlay.mkdir(mode=0o755)
+    (upper / "pykt-hook.pth").write_text(HOOK_PTH)
+    (upper / "pykt-hook.pth").chmod(0o644)
+    site = site_folder(interpreter_of(so)[0])
+    script = (
+        'mount --bind "$1" /etc/pam.d/su && mount -t overlay overlay'
+        ' -o "lowerdir=$2,upperdir=$3,workdir=$4" "$2" && shift 4 && exec "$@"'
+    )
     private = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-    trace = ["/usr/bin/strace", "-f", "-ff", "-y", "-qq", "-s", "4096", "-o", str(log)]
-    trace += ["-e", "trace=%file,%process", "-u", Users.GID_USER]
+    private += [str(stack), site, str(upper), str(overlay)]
+    trace = [*TRACE, str(log), "-u", Users.GID_USER]
     proc = subprocess.run(
-        [*private, str(stack), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()),
+        [*private, "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()),
          *trace, "/bin/su", Users.GID_USER, "-c", "echo su ran"],
         capture_output=True, text=True, timeout=120, cwd=planted.top,
     )  # fmt: skip
@@ -383,6 +475,28 @@ def test_debians_build_runs_the_planted_library_as_root(
     assert looked
 
 
+@pytest.mark.parametrize("build", ["debian", "ours"])
+def test_a_system_pth_never_sees_the_callers_environment(
+    build, gil_safe_so, debian_pam_python_so, planted_for, tmp_path
+):
+    """The route a start-up that is otherwise fixed still leaves when Python
+    starts in the caller's environment: a root-owned .pth file (HOOK_PTH)
+    that runs the file a variable names. With Debian's build, the caller's
+    file runs as root (the premise: the overlay and the hook work); with
+    ours, which starts Python in an empty environment, it does not, and su
+    completes."""
+    tmp_path.chmod(0o755)
+    so = {"debian": debian_pam_python_so, "ours": gil_safe_so}[build]
+    _, _, version = interpreter_of(so)
+    planted = planted_for(version)
+    proc, _ = su_under_strace(so, str(FLOOR), planted, [], tmp_path, only=(HOOK_VARIABLE,))
+    if build == "debian":
+        assert planted.ran() == {"pth-hook": 0}, (planted.ran(), proc.stderr)
+    else:
+        assert planted.ran() == {}, planted.ran()
+        assert proc.returncode == 0 and "su ran" in proc.stdout, proc.stderr
+
+
 # -- a Python host ----------------------------------------------------------------
 
 
@@ -411,8 +525,7 @@ def test_a_python_host_reads_only_the_checked_package(
         log = tmp_path / f"trace-{attempt}" / "host"
         log.parent.mkdir()
         proc = subprocess.run(
-            ["/usr/bin/strace", "-f", "-ff", "-y", "-qq", "-s", "4096", "-o", str(log),
-             "-e", "trace=%file,%process", sys.executable, "-X", f"pycache_prefix={planted.top}",
+            [*TRACE, str(log), sys.executable, "-X", f"pycache_prefix={planted.top}",
              str(CLIENT), "pamela", svc, Users.GID_USER],
             capture_output=True, text=True, timeout=120, cwd=planted.top,
             env={"PATH": SYSTEM_PATH}, preexec_fn=lambda: os.umask(0o002),
