@@ -116,10 +116,17 @@ bench: deps pam-python-deb
 	$(call apt_install,valgrind)
 	$(PYTHON) tools/bench.py --pam-python-deb $(PAM_PYTHON_DEB)
 
-# make bench inside a root of the other suite (as check-suite runs the suite)
-bench-suite:
+# make bench's measurement inside a fresh root of the other suite with only
+# what it needs (a Debian 13 host as installed, when run on Debian 12: no
+# build tools, whose .pth files run in every interpreter's start), on that
+# suite's libpam-python built by pam-python-debs
+BENCH_PACKAGES := pamtester keyutils libpam-modules passwd valgrind python3
+bench-suite: pam-python-debs
 	$(call apt_install,debootstrap)
-	bash tools/suite-root.sh $(SUITE) "$(SUITE_PACKAGES)" -- make bench
+	deb=libpam-python_$$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' \
+		packaging/pam-python/suites/$(SUITE)/changelog)_$$(dpkg --print-architecture).deb && \
+	bash tools/suite-root.sh $(SUITE) "$(BENCH_PACKAGES)" -- \
+		/usr/bin/python3 tools/bench.py --pam-python-deb /pykt/dist/$$deb
 
 # dist/libpam-pykeyinit_VERSION_all.deb, from packaging/debian/ copied into
 # a copy of the source tree under build/ (the top level stays as it is), and

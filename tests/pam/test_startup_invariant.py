@@ -68,8 +68,9 @@ SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # The variables that are paths to an interpreter, not to a folder.
 EXECUTABLES = ("PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
 NAME = re.compile(r"(?:PYTHON[A-Z0-9_]*[A-Z0-9]|__PYVENV_LAUNCHER__)")
-COMPILED = re.compile(rb"\x00(PYTHON[A-Z0-9_]*[A-Z0-9]|__PYVENV_LAUNCHER__)\x00")
-GETPATH = re.compile(rb"\x00ENV_([A-Z_]+)\x00")  # getpath.c: env_to_dict(dict, "ENV_X", ...)
+# C strings, which may abut: the NULs around them are looked at, not taken
+COMPILED = re.compile(rb"(?<=\x00)(PYTHON[A-Z0-9_]*[A-Z0-9]|__PYVENV_LAUNCHER__)(?=\x00)")
+GETPATH = re.compile(rb"(?<=\x00)ENV_([A-Z_]+)(?=\x00)")  # getpath.c: env_to_dict(d, "ENV_X", ...)
 
 
 def interpreter_of(so: Path) -> tuple[Path, Path, str]:
