@@ -120,7 +120,7 @@ bench: deps pam-python-deb
 # what it needs (a Debian 13 host as installed, when run on Debian 12: no
 # build tools, whose .pth files run in every interpreter's start), on that
 # suite's libpam-python built by pam-python-debs
-BENCH_PACKAGES := pamtester keyutils libpam-modules passwd valgrind python3
+BENCH_PACKAGES := libpam-python pamtester keyutils libpam-modules passwd valgrind python3
 bench-suite: pam-python-debs
 	$(call apt_install,debootstrap)
 	deb=libpam-python_$$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' \

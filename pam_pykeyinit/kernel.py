@@ -242,18 +242,30 @@ def char_buffer(size: int) -> "Array[c_char]":
 class Kernel:
     """Typed system calls on one libc handle and one syscall table."""
 
-    def __init__(self, syscall: "CFunction", table: "dict[str, int]") -> None:
-        self._syscall = syscall
+    def __init__(self, syscall: int, table: "dict[str, int]") -> None:
+        self._address = syscall  # of libc's syscall()
+        self._syscall = CFunction(syscall)
+        self._syscall.restype = LIBC_FUNCTIONS["syscall"]
         self._nr = table
+        # syscall(2) with n + 1 C long arguments, declared (argtypes): ctypes
+        # converts the Python ints itself, where a c_long object made for
+        # each argument costs every call some 3,700 instructions more
+        self._fixed: "dict[int, CFunction]" = {}
 
     def _call(self, name: str, *args: int, buffer: "Array[c_char] | None" = None) -> int:
         # syscall(2) is variadic; every argument is passed as a C long, which
         # is how the kernel reads register arguments on every listed ABI. A
         # buffer (a c_char array) follows as its address and its length.
-        cargs: "list[object]" = [c_long(a) for a in args]
-        if buffer is not None:
-            cargs += [buffer, c_long(len(buffer))]
-        ret = self._syscall(c_long(self._nr[name]), *cargs)
+        if buffer is None:
+            fn = self._fixed.get(len(args))
+            if fn is None:
+                fn = self._fixed[len(args)] = CFunction(self._address)
+                fn.restype = LIBC_FUNCTIONS["syscall"]
+                fn.argtypes = (c_long,) * (len(args) + 1)
+            ret = fn(self._nr[name], *args)
+        else:
+            cargs = [c_long(a) for a in args] + [buffer, c_long(len(buffer))]
+            ret = self._syscall(c_long(self._nr[name]), *cargs)
         if ret == -1:
             raise KernelError(name, args, _ctypes.get_errno())
         return int(ret)
@@ -429,16 +441,21 @@ _handle: "list[int]" = []  # dlopen(NULL)'s, once per process
 _kernel: "Kernel | None" = None
 
 
+def libc_address(name: str) -> int:
+    """The address of a function among the symbols already mapped into the
+    host process (dlopen(NULL), as ctypes.CDLL(None) does), libc's among
+    them."""
+    if not _handle:
+        # typeshed leaves out None, which dlopen(3) takes as NULL
+        _handle.append(_ctypes.dlopen(None, 0))  # type: ignore[arg-type]
+    return _ctypes.dlsym(_handle[0], name)
+
+
 def libc_function(name: str) -> "CFunction":
-    """One function of LIBC_FUNCTIONS, looked up once per process in the
-    symbols already mapped into the host process (dlopen(NULL), as
-    ctypes.CDLL(None) does), libc's among them."""
+    """One function of LIBC_FUNCTIONS, looked up once per process."""
     fn = _functions.get(name)
     if fn is None:
-        if not _handle:
-            # typeshed leaves out None, which dlopen(3) takes as NULL
-            _handle.append(_ctypes.dlopen(None, 0))  # type: ignore[arg-type]
-        fn = CFunction(_ctypes.dlsym(_handle[0], name))
+        fn = CFunction(libc_address(name))
         fn.restype = LIBC_FUNCTIONS[name]
         _functions[name] = fn
     return fn
@@ -462,5 +479,5 @@ def load() -> "Kernel":
             raise UnsupportedABI(
                 f"no checked system call table for {abi}; supported: " + ", ".join(sorted(TABLES))
             )
-        _kernel = Kernel(libc_function("syscall"), table)
+        _kernel = Kernel(libc_address("syscall"), table)
     return _kernel
