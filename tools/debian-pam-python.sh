@@ -12,8 +12,15 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 dir=$1
 mkdir -p "$dir"
-version=$(apt-cache madison libpam-python | awk -F'|' '$2 !~ /pykeyinit/ {gsub(/ /, "", $2); print $2; exit}')
-[ -n "$version" ] || { echo "$0: the archive offers no libpam-python (apt-get update?)" >&2; exit 1; }
+archive_version() {
+    apt-cache madison libpam-python | awk -F'|' '$2 !~ /pykeyinit/ {gsub(/ /, "", $2); print $2; exit}'
+}
+version=$(archive_version)
+if [ -z "$version" ]; then  # no package lists yet (a fresh image may have none)
+    apt-get update -qq >/dev/null
+    version=$(archive_version)
+fi
+[ -n "$version" ] || { echo "$0: the archive offers no libpam-python" >&2; exit 1; }
 (cd "$dir" && apt-get download -q -o APT::Sandbox::User=root "libpam-python=$version" >/dev/null)
 dpkg-deb -x "$dir"/libpam-python_*.deb "$dir/root"
 find "$dir/root" -name pam_python.so | head -n 1
