@@ -108,13 +108,13 @@ def test_a_module_sees_what_debians_build_shows_on_a_clean_environment(
     service, debian_pam_python_so, gil_safe_so, tmp_path
 ):
     """sys.path (site's folders and .pth files included), the prefixes, the
-    site folders, every sys.flags field, the user site: as with Debian's
+    site folders, every sys.flags field, the user site, and os.environ (the
+    program's environment, which Python started without): as with Debian's
     build, from the fixed start-up of patch 3005. sys.executable is the
     documented difference: the interpreter by its versioned name, where
     Debian's build takes the python3 it finds along PATH."""
-    ours, debians = reports_of(
-        service, debian_pam_python_so, gil_safe_so, {"PATH": SYSTEM_PATH}, tmp_path
-    )
+    env = {"PATH": SYSTEM_PATH, "PYKT_SEEN": "by the module"}
+    ours, debians = reports_of(service, debian_pam_python_so, gil_safe_so, env, tmp_path)
     print(f"\nDebian's: {debians}\nours:     {ours}")
     version = "{}.{}".format(*ours["version"])
     assert (ours["executable"], debians["executable"]) == (
@@ -124,6 +124,7 @@ def test_a_module_sees_what_debians_build_shows_on_a_clean_environment(
     for report in (ours, debians):
         del report["executable"]
     assert ours == debians
+    assert ours["environ"] == {"PYKT_SEEN": "by the module"}
 
 
 def test_isolation_is_debians(service, debian_pam_python_so, gil_safe_so, tmp_path):

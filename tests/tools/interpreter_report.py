@@ -4,6 +4,7 @@ the file named by its argument report=PATH, sets a PAM environment variable
 (pamh.env, which needs upstream's 2db1a82 on Python 3), and succeeds."""
 
 import json
+import os
 import sys
 
 
@@ -25,6 +26,9 @@ def pam_sm_open_session(pamh, flags, argv):
         },
         "all_flags": list(sys.flags),
         "user_site": site.ENABLE_USER_SITE,
+        # the process's environment as os.environ shows it (patch 3005
+        # starts Python without one and fills os.environ afterwards)
+        "environ": {k: v for k, v in os.environ.items() if k.startswith("PYKT_")},
         "planted": sorted(m for m in sys.modules if m.startswith("pykt_planted")),
         "env": pamh.env.get("PYKT_ENV_TEST"),
     }
