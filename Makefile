@@ -19,7 +19,8 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init_
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check check-suite old-deb deps apt-deps venv lint test bytecode demo bench bench-suite deb rpm \
+.PHONY: all check check-suite old-deb deps apt-deps venv lint test foreign-python bytecode demo \
+	bench bench-suite deb rpm \
 	pam-python-deb pam-python-debs pam-python-rpm vm-test autopkgtest clean
 
 all: check
@@ -51,8 +52,16 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: deps pam-python-deb
+test: deps pam-python-deb foreign-python
 	$(VENV)/bin/python -m pytest -m "not vm"
+
+# A CPython of another minor version than pam_python's, built once from the
+# other suite's source in the archive (tools/foreign-python.sh; cached in
+# /var/cache/pam-pykeyinit-python) for tests/pam/test_python_clients.py.
+foreign-python: apt-deps
+	version=$$($(PYTHON) -c 'from pam_pykeyinit import host; \
+		so = host.pam_python(); print(host.embedded_python(so).name[len("python"):])') && \
+	bash tools/foreign-python.sh $$version
 
 check: deps lint test
 

@@ -93,15 +93,12 @@ mkdir -p "$root/pykt/src"
 # packages built on the host, for the suite's own tools to look at
 if [ -d "$repo/dist" ]; then cp -r "$repo/dist" "$root/pykt/dist"; fi
 bind_system "$root"
-# The host's other CPython builds (pyenv's, where the machine has them),
-# read-only at the same path: test_python_clients.py runs a Python program
-# of another version than the suite's pam_python against it.
-if [ -d /root/.pyenv/versions ]; then
-    mkdir -p "$root/root/.pyenv/versions"
-    mount --bind /root/.pyenv/versions "$root/root/.pyenv/versions" \
-        && mounts+=("$root/root/.pyenv/versions")
-    mount -o remount,bind,ro "$root/root/.pyenv/versions"
-fi
+# The cache of tools/foreign-python.sh, at the same path: the CPython of
+# the host's suite that test_python_clients.py runs against this suite's
+# pam_python is built once from the archive's source and kept on the host.
+pycache=${PYKT_PYTHON_CACHE:-/var/cache/pam-pykeyinit-python}
+mkdir -p "$pycache" "$root$pycache"
+mount --bind "$pycache" "$root$pycache" && mounts+=("$root$pycache")
 echo "suite-root: $suite ready in $((t1 - t0)) s (root) + $(($(date +%s) - t1)) s (copy); running: $*"
 rc=0
 bundle=/etc/ssl/certs/ca-certificates.crt
