@@ -29,20 +29,19 @@ def pyc(pkgdir, name):  # type: (str, str) -> str
     return f"{pkgdir}/__pycache__/{name}.{sys.implementation.cache_tag}.pyc"
 
 
-def read(path):  # type: (str) -> tuple[bytes, os.stat_result]
+def read(path):  # type: (str) -> bytes
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        st = os.fstat(fd)
-        return os.read(fd, st.st_size + 1), st
+        return os.read(fd, os.fstat(fd).st_size + 1)
     finally:
         os.close(fd)
 
 
 def code(pkgdir, name):  # type: (str, str) -> types.CodeType
     source = f"{pkgdir}/{name}.py"
-    data, st = read(source)
+    st = os.lstat(source)  # (checked before: no symbolic link)
     try:
-        cached = read(pyc(pkgdir, name))[0]
+        cached = read(pyc(pkgdir, name))
     except OSError:
         cached = b""
     flags = int.from_bytes(cached[4:8], "little")
@@ -50,13 +49,12 @@ def code(pkgdir, name):  # type: (str, str) -> types.CodeType
     # Current as the import system judges it (importlib._bootstrap_external):
     # a timestamp pyc with the source's mtime and size, or a checked-hash
     # one with its hash. An unchecked-hash pyc proves nothing: the source.
-    if cached[:4] == MAGIC_NUMBER and (
-        (flags == 0 and int.from_bytes(cached[8:16], "little") == key)
-        or (
-            flags == 3
-            and cached[8:16] == _imp.source_hash(int.from_bytes(MAGIC_NUMBER, "little"), data)
-        )
-    ):
+    current = cached[:4] == MAGIC_NUMBER and flags == 0
+    current = current and int.from_bytes(cached[8:16], "little") == key
+    data = b"" if current else read(source)
+    if cached[:4] == MAGIC_NUMBER and flags == 3:
+        current = cached[8:16] == _imp.source_hash(int.from_bytes(MAGIC_NUMBER, "little"), data)
+    if current:
         found = marshal.loads(memoryview(cached)[16:])  # noqa: S302 - checked above
         _imp._fix_co_filename(found, source)  # type: ignore[attr-defined]
         return found  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import json
+import marshal
 import os
 import pwd
 import re
@@ -18,10 +19,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 from pam_pykeyinit import host
 from pam_pykeyinit.keyinit import PAM_CRED_ERR, PAM_SESSION_ERR
+
+from .conftest import require
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "pam_pykeyinit"
@@ -66,6 +70,24 @@ def readable_folder(prefix: str) -> Iterator[Path]:
         yield top
     finally:
         shutil.rmtree(top)
+
+
+def current_pyc(source: Path, text: str) -> bytes:
+    """Bytecode of ``text`` that the import system takes as current for
+    ``source``: a timestamp pyc with the source's mtime and size."""
+    st = source.stat()
+    header = MAGIC_NUMBER + bytes(4)
+    header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+    header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    return header + marshal.dumps(compile(text, str(source), "exec"))
+
+
+def embedded_version(so: Path) -> str:
+    """The Python version the pam_python.so ``so`` embeds, e.g. "3.11"."""
+    interpreter = host.embedded_python(so)
+    require(interpreter is not None, f"no interpreter found for {so}")
+    assert interpreter is not None
+    return interpreter.name.removeprefix("python")
 
 
 def pam_python_so() -> Path | None:

@@ -81,8 +81,6 @@ def tree(top: Path, name: str, compiled: bool, edits: "list[Edit] | None" = None
         so = host.pam_python()
         interpreter = (host.embedded_python(so) if so else None) or Path("/usr/bin/python3")
         subprocess.run([str(interpreter), "-m", "compileall", "-q", str(dest)], check=True)
-        for f in (dest / "__pycache__").iterdir():
-            f.chmod(0o644)
     return dest / "pam_module.py"
 
 

@@ -7,14 +7,12 @@ Ownership and modes need root; the logins run through pamtester.
 from __future__ import annotations
 
 import json
-import marshal
 import os
 import runpy
 import shutil
 import subprocess
 import sys
 import tempfile
-from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from ..pamlib import (
     PACKAGE,
     TOOLS,
     Users,
+    current_pyc,
     line,
     pam_python_so,
     pamtester,
@@ -199,11 +198,7 @@ def test_no_file_of_the_package_runs_before_it_was_checked(
         bytecode.unlink()
         target = source
     else:  # valid for the real source: its mtime and size in the header
-        st = source.stat()
-        header = MAGIC_NUMBER + bytes(4)
-        header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-        header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-        bytecode.write_bytes(header + marshal.dumps(compile(text, str(source), "exec")))
+        bytecode.write_bytes(current_pyc(source, text))
         target = bytecode
     svc = service([line("session", "required", py_module(module), "force")])
     refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
@@ -213,16 +208,6 @@ def test_no_file_of_the_package_runs_before_it_was_checked(
     text = refused(pamtester(svc, Users.GID_USER, ["open_session"], capture_dir=tmp_path))
     assert f"{target} is writable by group or others" in text
     assert not marker.exists()
-
-
-def planted_pyc(source: Path, text: str) -> bytes:
-    """Bytecode of ``text`` that the import system takes as current for
-    ``source``: the source's mtime and size in its header."""
-    st = source.stat()
-    header = MAGIC_NUMBER + bytes(4)
-    header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-    header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-    return header + marshal.dumps(compile(text, str(source), "exec"))
 
 
 @pytest.fixture
@@ -270,13 +255,13 @@ def test_a_symlink_inside_the_package_is_refused(
             if not pyc.name.startswith("trust."):
                 shutil.copyfile(pyc, folder / pyc.name)
         (kernel_pyc,) = folder.glob("kernel.*.pyc")
-        kernel_pyc.write_bytes(planted_pyc(module.parent / "kernel.py", text))
+        kernel_pyc.write_bytes(current_pyc(module.parent / "kernel.py", text))
         shutil.rmtree(pycache)
         link = pycache
         link.symlink_to(folder)
     else:
         (kernel_pyc,) = pycache.glob("kernel.*.pyc")
-        (folder / kernel_pyc.name).write_bytes(planted_pyc(module.parent / "kernel.py", text))
+        (folder / kernel_pyc.name).write_bytes(current_pyc(module.parent / "kernel.py", text))
         kernel_pyc.unlink()
         link = kernel_pyc
         link.symlink_to(folder / kernel_pyc.name)
@@ -317,7 +302,7 @@ def test_a_python_host_s_pycache_prefix_is_never_read(
     # where importlib.util.cache_from_source puts it under that prefix
     planted = prefix / str(module.parent).lstrip("/") / f"kernel.{sys.implementation.cache_tag}.pyc"
     planted.parent.mkdir(parents=True)
-    planted.write_bytes(planted_pyc(kernel_py, PLANTED.format(marker=str(marker), name="kernel")))
+    planted.write_bytes(current_pyc(kernel_py, PLANTED.format(marker=str(marker), name="kernel")))
     chown_all()
     svc = service([line("session", "required", f"{gil_safe_so} {module}", "force revoke")])
     rc, said = pamela_as_root(svc, "-X", f"pycache_prefix={prefix}")

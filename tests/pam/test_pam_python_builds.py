@@ -39,6 +39,7 @@ from ..pamlib import (
     Users,
     as_user,
     captured,
+    embedded_version,
     line,
     pam_python_so,
     pamtester,
@@ -218,13 +219,6 @@ class Planted:
 
     def path(self) -> str:
         return f"{self.bin}:{SYSTEM_PATH}"
-
-
-def embedded_version(so: Path) -> str:
-    interpreter = host.embedded_python(so)
-    require(interpreter is not None, f"no interpreter found for {so}")
-    assert interpreter is not None
-    return interpreter.name.removeprefix("python")
 
 
 @pytest.fixture

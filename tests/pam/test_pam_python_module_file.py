@@ -17,16 +17,15 @@ write different markers.
 
 from __future__ import annotations
 
-import marshal
 import os
 import re
 from collections.abc import Iterator
-from importlib.util import MAGIC_NUMBER, source_hash
+from importlib.util import source_hash
 from pathlib import Path
 
 import pytest
 
-from ..pamlib import Users, line, pamtester, readable_folder
+from ..pamlib import Users, current_pyc, line, pamtester, readable_folder
 
 MODULE = """\
 import sys
@@ -73,20 +72,13 @@ class ModuleFile:
         name = tag.format(*sys.version_info[:2])
         return self.pycache / f"mod.{name}.pyc"
 
-    def plant(self, header: bytes | None = None) -> Path:
+    def plant(self) -> Path:
         """Bytecode that writes 'bytecode', with the header the import
-        system takes as current for the source (or ``header``)."""
+        system takes as current for the source."""
         self.pycache.mkdir(mode=0o755, exist_ok=True)
-        st = self.path.stat()
-        if header is None:
-            header = MAGIC_NUMBER + bytes(4)
-            header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-            header += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-        code = compile(
-            MODULE.format(marker=str(self.marker), which="bytecode"), str(self.path), "exec"
-        )
         pyc = self.pyc()
-        pyc.write_bytes(header + marshal.dumps(code))
+        text = MODULE.format(marker=str(self.marker), which="bytecode")
+        pyc.write_bytes(current_pyc(self.path, text))
         pyc.chmod(0o644)
         return pyc
 

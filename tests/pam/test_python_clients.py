@@ -31,6 +31,7 @@ from ..pamlib import (
     REVOKED,
     TOOLS,
     Users,
+    embedded_version,
     key_users,
     line,
     probe_shape,
@@ -342,9 +343,7 @@ def foreign_python(gil_safe_so) -> Path:
     the other Debian suite's default Python, built from the archive's
     source by tools/foreign-python.sh (cached in /var/cache; `make check`
     builds it before the suite runs)."""
-    interpreter = host.embedded_python(gil_safe_so)
-    assert interpreter is not None
-    version = interpreter.name.removeprefix("python")
+    version = embedded_version(gil_safe_so)
     out = system("bash", str(REPO / "tools" / "foreign-python.sh"), version)
     return Path(out.strip().splitlines()[-1])
 
