@@ -21,11 +21,19 @@
  *   thread ... endthread    run the words in between in a new thread, join it
  *   session-anon            join a new anonymous session keyring (as
  *                           `keyctl session -`)
+ *   setids R,E,S R,E,S      setresgid(2) to the second triple, then
+ *                           setresuid(2) to the first (-1: unchanged), raw
+ *                           system calls: this thread's IDs, as a
+ *                           set-user-ID or set-group-ID program starts. Set
+ *                           here, not before exec: the dynamic linker
+ *                           ignores LD_PRELOAD in a program started with
+ *                           real and effective IDs that differ (AT_SECURE)
  *   repeat N ... endrepeat  run the words in between N times (quietly)
  *   wait                    block until standard input reaches EOF
  *   sleep-ms N              pause N milliseconds
  *
- * Output lines: "CALL H -> RC NAME" and "show ..." / "watch ...".
+ * Output lines: "CALL H -> RC NAME", "setids -> RC" and "show ..." /
+ * "watch ...".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -231,6 +239,19 @@ static void run(char **w, int n)
 			printf("recall s=%ld %s\n", last_shown, buf);
 		} else if (!strcmp(c, "session-anon")) {
 			printf("session-anon -> %ld\n", keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0));
+		} else if (!strcmp(c, "setids")) {
+			long u[3], g[3];
+			if (i + 2 >= n || sscanf(w[i + 1], "%ld,%ld,%ld", &u[0], &u[1], &u[2]) != 3 ||
+			    sscanf(w[i + 2], "%ld,%ld,%ld", &g[0], &g[1], &g[2]) != 3) {
+				fprintf(stderr, "setids needs R,E,S R,E,S\n");
+				exit(2);
+			}
+			i += 2;
+			/* the gids first: setting the uids may give up the privilege */
+			long rc = syscall(SYS_setresgid, g[0], g[1], g[2]);
+			if (rc == 0)
+				rc = syscall(SYS_setresuid, u[0], u[1], u[2]);
+			printf("setids -> %ld\n", rc < 0 ? -errno : rc);
 		} else if (!strcmp(c, "watch-start")) {
 			watching = 1;
 			pthread_create(&watcher, NULL, watch, NULL);
