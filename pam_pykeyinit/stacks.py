@@ -23,8 +23,20 @@ versions differ, the system's libpam decides (Rules, from host):
 The module type, include and substack are compared case-insensitively
 (strcasecmp); a type may start with '-' (skip the line silently when its
 module is missing). '@include FILE' takes every line of FILE, and 'TYPE
-include FILE' / 'TYPE substack FILE' take FILE's lines of that TYPE; more
-than PAM_SUBSTACK_MAX_LEVEL (16) levels of inclusion fail the service.
+include FILE' / 'TYPE substack FILE' take FILE's lines of that TYPE.
+libpam runs a file nested at most MAX_NESTED levels deep: one a level
+deeper is not run, and that TYPE's stack fails (at the call, not at
+pam_start). Up to 1.5.x only substacks count as levels, and includes and
+@includes nest without limit (1.5.2 ran 3000; a loop of includes alone
+recurses until the program crashes); from 1.6.0 on every inclusion counts
+(linux-pam pull request 633, "avoid infinite recursion with includes",
+merged in November 2023, after 1.5.3 and before 1.6.0), so
+Rules.every_inclusion_counts decides, from the version as for
+blank_ends_line. The limit and what counts
+were measured, not read from libpam's source: with pam_start_confdir on
+Linux-PAM 1.5.2 (Debian 12) and 1.7.0 (Debian 13), by
+tests/pam/test_stacks_libpam.py, which compares check with libpam on
+either side of the limit on the system it runs on.
 is_pykeyinit_file() is the one test of whether a pam_python line runs
 pam_pykeyinit. A service without a file runs OTHER's stack, and so does a
 service for each module type its file leaves out (Reader.dispatched);
@@ -56,7 +68,7 @@ from .keyinit import C_WORDS, KNOWN
 
 PAM_DIR = Path("/etc/pam.d")  # libpam's PAM_CONFIG_D: what convert writes into
 TYPES = ("auth", "account", "password", "session")
-MAX_LEVEL = 16  # Linux-PAM's PAM_SUBSTACK_MAX_LEVEL
+MAX_NESTED = 15  # the deepest nesting libpam runs (measured: see above)
 MAX_BYTES = 1 << 20  # no stack file is near this: a larger one is refused
 LOADER_NAME = "pam_pykeyinit.py"  # what the packages install into the module folder
 # Modules that put keys in the session keyring at open_session: placed
@@ -303,6 +315,7 @@ class Rules:
     dirs: tuple[Path, ...]  # where a service's file is looked for, in order
     debian_include: bool = False  # Debian's 031_pam_include (host.debian_include)
     blank_ends_line: bool = True  # Linux-PAM 1.6.0 and later
+    every_inclusion_counts: bool = True  # towards MAX_NESTED: 1.6.0 and later; before, substacks
 
     def find(self, name: str, included: bool = False) -> Path:
         """The file libpam opens for a service or an included ``name``: an
@@ -320,11 +333,8 @@ class Rules:
 
 def system_rules() -> Rules:
     version = host.linux_pam_version()
-    return Rules(
-        tuple(host.pam_config_dirs()),
-        host.debian_include(),
-        version is None or version >= (1, 6),
-    )
+    since_1_6 = version is None or version >= (1, 6)
+    return Rules(tuple(host.pam_config_dirs()), host.debian_include(), since_1_6, since_1_6)
 
 
 def rules(pam_dir: Path | None = None, vendor_dir: Path | None = None) -> Rules:
@@ -335,7 +345,7 @@ def rules(pam_dir: Path | None = None, vendor_dir: Path | None = None) -> Rules:
     if pam_dir is None and vendor_dir is None:
         return system
     dirs = (pam_dir or PAM_DIR, *([vendor_dir] if vendor_dir else []))
-    return Rules(dirs, system.debian_include, system.blank_ends_line)
+    return Rules(dirs, system.debian_include, system.blank_ends_line, system.every_inclusion_counts)
 
 
 @dataclass
@@ -430,9 +440,11 @@ class Reader:
         lines: list[Line],
         findings: list[Finding],
         given: set[str],
+        level: int = 0,
     ) -> None:
         """Read ``file`` (only its lines of type ``only``, if given), included
-        along ``chain`` by the line at ``origin``; ``given`` collects the
+        along ``chain`` by the line at ``origin``, ``level`` levels deep as
+        libpam counts them (Rules.every_inclusion_counts); ``given`` collects the
         module types that libpam gives a handler (pam_handlers.c,
         _pam_parse_conf_file: each module line, each substack, and the
         handler that always fails, put in place of a line it cannot use or
@@ -454,8 +466,13 @@ class Reader:
             )
             failed_include()
             return
-        if len(chain) > MAX_LEVEL:
-            found("error", f"more than {MAX_LEVEL} levels of inclusion at {file}")
+        if level > MAX_NESTED:
+            counted = "inclusions" if self.rules.every_inclusion_counts else "substacks"
+            found(
+                "error",
+                f"more than {MAX_NESTED} nested {counted} at {file}:"
+                f" Linux-PAM fails {f'the {only} stack' if only else 'the service'}",
+            )
             failed_include()
             return
         try:
@@ -486,7 +503,15 @@ class Reader:
                         given.add(only)
                     continue
                 self._read(
-                    service, target, only, [*chain, file], (file, number), lines, findings, given
+                    service,
+                    target,
+                    only,
+                    [*chain, file],
+                    (file, number),
+                    lines,
+                    findings,
+                    given,
+                    level + self.rules.every_inclusion_counts,
                 )
                 continue
             typed = statement.module_type()
@@ -518,7 +543,15 @@ class Reader:
                     found("error", why, number)
                     continue
                 self._read(
-                    service, target, kind, [*chain, file], (file, number), lines, findings, given
+                    service,
+                    target,
+                    kind,
+                    [*chain, file],
+                    (file, number),
+                    lines,
+                    findings,
+                    given,
+                    level + (control.lower() == "substack" or self.rules.every_inclusion_counts),
                 )
                 continue
             ours = (

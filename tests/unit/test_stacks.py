@@ -514,3 +514,25 @@ def test_a_module_type_a_file_leaves_out_is_others(tmp_path, own, others):
     assert [x.name for x in lines if x.type == "auth"] == (
         ["pam_env.so"] if own is None or not own.startswith("auth") else ["pam_permit.so"]
     )
+
+
+# -- nesting: what counts towards libpam's limit, by Linux-PAM version ---------
+# (tests/pam/test_stacks_libpam.py measures the host's libpam; this shows
+# both rules on any host)
+
+
+@pytest.mark.parametrize("every_inclusion_counts", [True, False])
+@pytest.mark.parametrize("kind", ["session include", "session substack", "@include"])
+def test_nesting_deeper_than_libpam_runs_is_an_error(tmp_path, kind, every_inclusion_counts):
+    rules = stacks.Rules((tmp_path,), True, every_inclusion_counts=every_inclusion_counts)
+    counts = kind.endswith("substack") or every_inclusion_counts
+    for depth in (stacks.MAX_NESTED, stacks.MAX_NESTED + 1):
+        current = tmp_path / "svc"
+        for number in range(1, depth + 1):
+            current.write_text(f"{kind} {tmp_path}/{depth}-{number}\n")
+            current = tmp_path / f"{depth}-{number}"
+        current.write_text("session required pam_permit.so\n")
+        lines, findings = stacks.Reader(rules).read("svc")
+        fails = depth > stacks.MAX_NESTED and counts
+        assert [f.severity for f in findings] == (["error"] if fails else []), findings
+        assert [x.name for x in lines] == ([] if fails else ["pam_permit.so"])
