@@ -3,8 +3,9 @@
 # trixie"), a minimal Debian guest with that suite's kernel and Debian's
 # libpam-python, where apt first refuses the fresh .deb alone (it needs the
 # fixed libpam-python), installs the OLD .debs one after the other (0.1.0,
-# then 0.2.0), and then runs the README's install command: this project's
-# libpam-python for the suite and the fresh .deb together. Booted with qemu,
+# then 0.2.0), and then runs the README's install command, read from
+# README.md: this project's libpam-python for the suite and the fresh .deb
+# together. Booted with qemu,
 # reporting over the serial console. Writes build/vm/SUITE/report.json for
 # tests/vm/test_guest.py.
 #
@@ -28,6 +29,8 @@ packages="libpam-python pamtester keyutils openssh-server openssh-client python3
 # (python3-pampy 2.0.2 imports six without depending on it)
 packages="$packages libpam-runtime cron python3-pamela python3-pampy python3-six login util-linux"
 mkdir -p "$cache"
+# the README's install command (Install: apt install ./dist/install/*.deb)
+install=$(cd "$repo" && /usr/bin/python3 -m tests.doclib Install "apt install")
 
 prepare_root() {  # SUITE -> $base (the root's tar) and $kernel (its suite's vmlinuz)
     local suite=$1 tmp image
@@ -111,8 +114,18 @@ for suite in $suites; do
     mkdir -p "$work/root/pykt-pam-python"
     chroot "$work/root" sh -c 'cd /pykt-pam-python && apt-get download -q libpam-python' \
         >>"$work/root/apt.log" 2>&1 || { tail -20 "$work/root/apt.log"; exit 1; }
-    apt_get apt.log "/tmp/$(basename "$ours_deb")" "/tmp/$(basename "$deb")" \
+    # the README's install command as it writes it, taken from README.md, run
+    # in a folder whose dist/install/ holds the two packages (as make deb
+    # leaves them); apt's prompt answered by a configuration file, the
+    # command itself unchanged
+    mkdir -p "$work/root/pykt-install/dist/install"
+    mv "$work/root/tmp/$(basename "$ours_deb")" "$work/root/tmp/$(basename "$deb")" \
+        "$work/root/pykt-install/dist/install/"
+    echo 'APT::Get::Assume-Yes "true";' >"$work/root/pykt-install/apt.conf"
+    chroot "$work/root" env DEBIAN_FRONTEND=noninteractive APT_CONFIG=/pykt-install/apt.conf \
+        sh -c "cd /pykt-install && $install" >>"$work/root/apt.log" 2>&1 \
         || { tail -20 "$work/root/apt.log"; exit 1; }
+    rm -rf "$work/root/pykt-install"
     rm -f "$work/root/tmp/"*.deb
     # the guest needs no package lists: a smaller initramfs
     rm -rf "$work/root"/var/lib/apt/lists/* "$work/root"/var/cache/apt/*.bin
