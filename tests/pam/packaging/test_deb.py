@@ -1,11 +1,12 @@
 """The Debian package, installed the way an administrator installs it.
 
 Builds dist/libpam-pykeyinit_*.deb and this suite's libpam-python with
-`make deb` (lintian must report no error and no warning); apt must refuse
-the package alone beside Debian's libpam-python (it depends on
+the README's `make deb` (lintian must report no error and no warning); apt
+must refuse the package alone beside Debian's libpam-python (it depends on
 libpam-python-fixed-startup, which only this project's build provides);
 installs both with the README's command, enables the pam-auth-update
-profile, logs in through it, disables it, removes and purges the package,
+profile with the README's command (each read from README.md, run as it is
+written), logs in through it, disables it, removes and purges the package,
 and checks that /etc/pam.d/common-session* and /var/lib/pam are byte for
 byte as before and that no file of the package is left.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from ...conftest import require, require_root
+from ...doclib import readme_command
 from ...pamlib import REPO, REVOKED, Service, Users, pamtester, ses, system
 
 pytestmark = [pytest.mark.root, pytest.mark.packaging]
@@ -44,6 +46,22 @@ def installed(package: str = PACKAGE) -> str | None:
     return out.split()[-1] if out.startswith("install ok installed") else None
 
 
+def readme(prefix: str, tmp: Path | None = None) -> None:
+    """Run the command of the README's Install section that starts with
+    ``prefix``, as written, in the checkout, as root's shell would; with
+    ``tmp``, apt's question answered yes by a configuration file there
+    (APT_CONFIG), the command itself unchanged."""
+    command = readme_command("Install", prefix)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
+    if tmp is not None:
+        (tmp / "apt.conf").write_text('APT::Get::Assume-Yes "true";\n')
+        env["APT_CONFIG"] = str(tmp / "apt.conf")
+    proc = subprocess.run(
+        ["sh", "-c", command], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"{command}: {proc.stdout}\n{proc.stderr}"
+
+
 def digest() -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in STATE if p.is_file()}
 
@@ -51,7 +69,7 @@ def digest() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def deb() -> Path:
     require_root()
-    system("make", "-C", str(REPO), "deb")
+    readme("make deb")
     debs = sorted((REPO / "dist").glob(f"{PACKAGE}_*_all.deb"))
     assert debs
     return debs[-1]
@@ -79,9 +97,9 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
         assert "libpam-python-fixed-startup" in alone.stdout + alone.stderr
         assert installed() is None and installed("libpam-python") == pam_python
         # the README's command
-        pair = sorted(str(p) for p in (REPO / "dist" / "install").glob("*.deb"))
-        assert [Path(p).name.split("_")[0] for p in pair] == ["libpam-pykeyinit", "libpam-python"]
-        system("apt-get", "install", "-y", "-q", *pair)
+        pair = sorted(p.name for p in (REPO / "dist" / "install").glob("*.deb"))
+        assert [p.split("_")[0] for p in pair] == ["libpam-pykeyinit", "libpam-python"]
+        readme("apt install", tmp_path)
         assert "+pykeyinit" in (installed("libpam-python") or "")
         # the package's files and symlinks (its folders are shared with others)
         listed = system("dpkg", "-L", PACKAGE).split()
@@ -104,7 +122,7 @@ def test_install_enable_use_disable_remove_purge(deb, users, tmp_path):
             "installing must not change the PAM stacks (Default: no)"
         )
 
-        system("pam-auth-update", "--package", "--enable", "pykeyinit")
+        readme("pam-auth-update")
         session = Path("/etc/pam.d/common-session").read_text()
         assert PROFILE_LINE in session
         assert PROFILE_LINE not in Path("/etc/pam.d/common-session-noninteractive").read_text()
