@@ -19,7 +19,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pam_pykeyinit/__init_
 # The source tree as packaging sees it: tracked and new files, no build output.
 SOURCE_FILES = $$(git ls-files --cached --others --exclude-standard)
 
-.PHONY: all check check-suite old-deb deps apt-deps venv lint test foreign-python bytecode demo \
+.PHONY: all check check-suite old-deb deps apt-deps venv lint test foreign-python bytecode demo mutate \
 	bench bench-suite deb rpm \
 	pam-python-deb pam-python-debs pam-python-rpm vm-test autopkgtest clean
 
@@ -64,6 +64,12 @@ foreign-python: apt-deps
 	bash tools/foreign-python.sh $$version
 
 check: deps lint test
+
+# A mutation audit (tools/mutate.py): a handful of hand-made bugs, each in a
+# copy of the checkout, each run against the tests that should catch it;
+# fails when one survives. MUTATE_ARGS: e.g. --commit HEAD, or mutation names.
+mutate: deps
+	$(VENV)/bin/python tools/mutate.py $(MUTATE_ARGS)
 
 # The whole suite (CI=true make check) inside a root of the other supported
 # suite: trixie on a bookworm host, bookworm on a trixie one (tools/suite-root.sh;
