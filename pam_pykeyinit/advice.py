@@ -45,7 +45,7 @@ CREDENTIAL_ADVICE = {
     " sessions only for the caller's own user",
     errno.EINVAL: "the user's uid or gid is not valid in this user namespace",
 }
-# pthread_key_create(3): the per-thread state (kernel.ThreadSlots)
+# pthread_key_create(3): the per-thread state (kernel.thread_slots)
 THREAD_KEY_ADVICE = {
     errno.EAGAIN: "the process has used up its thread-specific data keys"
     " (PTHREAD_KEYS_MAX): the PAM application or another of its libraries"

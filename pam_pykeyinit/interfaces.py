@@ -1,19 +1,35 @@
 """Interfaces of the collaborators the pure logic takes, for type checkers only.
 
 Never imported at run time (``typing`` would cost every login an import).
-The real implementations are kernel.Kernel, kernel.ThreadSlots and
-keyinit.Logger; the unit
-tests' doubles are in tests/unit/fakes.py.
+The real implementations are kernel.Kernel, and the namespaces (types.
+SimpleNamespace) that kernel.thread_slots, kernel.key_description,
+keyinit.logger, keyinit.parse_options, keyinit.new_context and
+keyinit.new_process_state make: a namespace where a class would do, because
+each class made at import costs every login some 70,000 instructions
+(doc/speed.md). The unit tests' doubles are in tests/unit/fakes.py.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from _thread import LockType
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
-from .kernel import KeyDescription
+if TYPE_CHECKING:
+    from .keyinit import ThreadState
 
 # (real, effective, saved, fs)
 Ids = tuple[int, int, int, int]
+
+
+class KeyDescription(Protocol):
+    """kernel.key_description()'s namespace."""
+
+    type: str
+    uid: int
+    gid: int
+    perm: int
+    description: str
 
 
 class KernelLike(Protocol):
@@ -38,6 +54,28 @@ class SlotsLike(Protocol):
     def delete(self) -> None: ...
 
 
+class ProcessState(Protocol):
+    """keyinit.new_process_state()'s namespace."""
+
+    lock: LockType
+    session_counter: int
+    reported_words: set[str]
+    handles: set[int]
+    slots: SlotsLike | None
+
+
+class Options(Protocol):
+    """keyinit.parse_options()'s namespace."""
+
+    force: bool
+    revoke: bool
+    debug: bool
+    force_auto: bool
+    persistent: bool
+    unavailable_ignore: bool
+    unknown: list[str]
+
+
 class LogLike(Protocol):
     def error(self, message: str) -> None: ...
     def warning(self, message: str) -> None: ...
@@ -50,3 +88,13 @@ class PasswdLike(Protocol):
     def pw_uid(self) -> int: ...
     @property
     def pw_gid(self) -> int: ...
+
+
+class Context(Protocol):
+    """keyinit.new_context()'s namespace."""
+
+    kernel: KernelLike
+    log: LogLike
+    thread: ThreadState
+    get_user: Callable[[], tuple[int, str | None]]
+    getpwnam: Callable[[str], PasswdLike | None]

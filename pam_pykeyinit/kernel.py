@@ -171,23 +171,54 @@ class KernelError(OSError):
         return f"{self.shown_call()} failed: {self.errno_name} ({self.strerror})"
 
 
-class UnsupportedABI(Exception):
-    """No checked system call table for this process's architecture."""
-
-
-class KeyDescription:
-    """KEYCTL_DESCRIBE's "type;uid;gid;perm;description" (keyctl_describe(3))."""
-
-    __slots__ = ("description", "gid", "perm", "type", "uid")
-
-    def __init__(self, text: str) -> None:
-        # The description itself may contain ';': split off the four fields.
-        kind, uid, gid, perm, self.description = text.split(";", 4)
-        self.type = kind
-        self.uid, self.gid, self.perm = int(uid), int(gid), int(perm, 16)
-
-
+# A class made at import costs every login some 70,000 instructions, and
+# most logins need neither of these two (doc/speed.md): UnsupportedABI is
+# made when first named (module __getattr__, PEP 562: the import system
+# calls it only for a name the module does not have yet, and an except
+# clause names its class only once an exception is on its way), and a key's
+# description is a namespace (key_description()), whose shape type checkers
+# know as interfaces.KeyDescription.
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+
+    class UnsupportedABI(Exception): ...  # as _unsupported_abi() makes it
+
+    from .interfaces import KeyDescription, SlotsLike
+
+
+def __getattr__(name: str) -> "type[UnsupportedABI]":
+    if name == "UnsupportedABI":
+        return _unsupported_abi()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _unsupported_abi() -> "type[UnsupportedABI]":
+    """The exception load() raises, made on first use."""
+    doc = "No checked system call table for this process's architecture."
+    made = type("UnsupportedABI", (Exception,), {"__module__": __name__, "__doc__": doc})
+    # two threads may both get here: every caller gets the first one made
+    return globals().setdefault("UnsupportedABI", made)  # type: ignore[no-any-return]
+
+
+if TYPE_CHECKING:
+    from types import SimpleNamespace as SimpleNamespace
+
+    Namespace = SimpleNamespace
+else:  # types.SimpleNamespace, without `import types`, which costs every
+    # login some 0.7 million instructions
+    Namespace = type(sys.implementation)
+
+
+def key_description(text: str) -> "KeyDescription":
+    """KEYCTL_DESCRIBE's "type;uid;gid;perm;description" (keyctl_describe(3))
+    as a namespace with those five fields, perm as a number."""
+    # The description itself may contain ';': split off the four fields.
+    kind, uid, gid, perm, description = text.split(";", 4)
+    return Namespace(
+        type=kind, uid=int(uid), gid=int(gid), perm=int(perm, 16), description=description
+    )
+
+
 if TYPE_CHECKING:
     from ctypes import Array, _SimpleCData, c_char
     from ctypes import c_long as c_long
@@ -304,7 +335,7 @@ class Kernel:
         """KEYCTL_DESCRIBE (keyctl_describe(3)); EKEYREVOKED or EKEYEXPIRED
         for a revoked or expired key."""
         text = self._read_out(KEYCTL_DESCRIBE, key, 256).rstrip(b"\0")
-        return KeyDescription(text.decode("utf-8", "replace"))
+        return key_description(text.decode("utf-8", "replace"))
 
     def read_keyring(self, keyring: int) -> "list[int]":
         """KEYCTL_READ on a keyring: the serials linked in it."""
@@ -361,10 +392,13 @@ class Kernel:
         return (r, e, s, self.setfsuid(UNCHANGED)), (rg, eg, sg, self.setfsgid(UNCHANGED))
 
 
-class ThreadSlots:
-    """Integers that every OS thread has its own of, for as long as the
-    thread lives: C's __thread, as pam_keyinit.c keeps its state
-    (Linux-PAM 1.5.3 and later).
+def thread_slots(count: int) -> "SlotsLike":
+    """``count`` integers that every OS thread has its own of, for as long
+    as the thread lives: C's __thread, as pam_keyinit.c keeps its state
+    (Linux-PAM 1.5.3 and later). Returns a namespace (interfaces.SlotsLike;
+    one class less to make at every login) of get(index), set(index,
+    value) and delete(). Raises KernelError when the process has no keys
+    left.
 
     Python's own per-thread storage (threading.local) lives in a Python
     thread state, and a thread that Python did not start gets a fresh one
@@ -380,36 +414,36 @@ class ThreadSlots:
     in live threads are dropped with them (glibc's key sequence numbers
     keep a later key from reading them).
     """
+    getspecific = libc_function("pthread_getspecific")
+    setspecific = libc_function("pthread_setspecific")
+    keys: "list[int]" = []
 
-    def __init__(self, count: int) -> None:
-        self._get = libc_function("pthread_getspecific")
-        self._set = libc_function("pthread_setspecific")
-        self.keys: "list[int]" = []
-        create = libc_function("pthread_key_create")
-        for _ in range(count):
-            key = c_long(0)  # room for a pthread_key_t, an unsigned int, at its start
-            err = create(_ctypes.byref(key), c_long(0)) & INT_MASK  # no destructor
-            if err:
-                self.delete()
-                raise KernelError("pthread_key_create", (), err)
-            self.keys.append(int.from_bytes(bytes(key)[:4], sys.byteorder))
-
-    def get(self, index: int) -> int:
+    def get(index: int) -> int:
         """The calling thread's value of slot ``index``: 0 until it sets one."""
-        return int(self._get(self.keys[index])) & POINTER_MASK
+        return int(getspecific(keys[index])) & POINTER_MASK
 
-    def set(self, index: int, value: int) -> None:
+    def set(index: int, value: int) -> None:
         """Set the calling thread's value of slot ``index`` (0 <= value,
         below 2**32 on 32-bit ABIs)."""
-        err = self._set(self.keys[index], c_long(value)) & INT_MASK
+        err = setspecific(keys[index], c_long(value)) & INT_MASK
         if err:
-            raise KernelError("pthread_setspecific", (self.keys[index], value), err)
+            raise KernelError("pthread_setspecific", (keys[index], value), err)
 
-    def delete(self) -> None:
+    def delete() -> None:
         """Free the keys; call only when no thread uses them any more."""
         delete = libc_function("pthread_key_delete")
-        while self.keys:
-            delete(self.keys.pop())
+        while keys:
+            delete(keys.pop())
+
+    create = libc_function("pthread_key_create")
+    for _ in range(count):
+        key = c_long(0)  # room for a pthread_key_t, an unsigned int, at its start
+        err = create(_ctypes.byref(key), c_long(0)) & INT_MASK  # no destructor
+        if err:
+            delete()
+            raise KernelError("pthread_key_create", (), err)
+        keys.append(int.from_bytes(bytes(key)[:4], sys.byteorder))
+    return Namespace(get=get, set=set, delete=delete, keys=keys)
 
 
 # <syslog.h>
@@ -476,7 +510,7 @@ def load() -> "Kernel":
         abi = current_abi()
         table = table_for(abi)
         if table is None:
-            raise UnsupportedABI(
+            raise _unsupported_abi()(
                 f"no checked system call table for {abi}; supported: " + ", ".join(sorted(TABLES))
             )
         _kernel = Kernel(libc_address("syscall"), table)

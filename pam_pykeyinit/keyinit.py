@@ -4,7 +4,7 @@ IDs they share, the entry points.
 Read top to bottom as Linux-PAM's modules/pam_keyinit/pam_keyinit.c reads:
 the PAM codes, the option words, the per-thread and per-process state, then
 keyinit (do_keyinit, init_keyrings), revoke (kill_keyrings), the credential
-switch both make (Switch, _as_user), and at the bottom the pam_sm_*
+switch both make (take, restore, _as_user), and at the bottom the pam_sm_*
 functions that the loader (pam_module.py) takes as its own through
 HANDLERS.
 
@@ -14,7 +14,7 @@ caller chooses the error code: PAM_CRED_ERR from setcred, PAM_SESSION_ERR
 from the session calls). The entry points read pamh and build a Context of
 collaborators (kernel, log, thread state, user lookup), so that the unit
 tests drive every branch of the logic with fakes. System calls are in
-kernel.py; the credential switch is here (Switch), as the C module keeps
+kernel.py; the credential switch is here (take, restore), as the C module keeps
 its own.
 """
 
@@ -29,15 +29,25 @@ from .kernel import (
     KEY_SPEC_USER_SESSION_KEYRING,
     UNCHANGED,
     KernelError,
+    Namespace,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import ModuleType, TracebackType
+    from types import ModuleType
     from typing import Any
 
-    from .interfaces import Ids, KernelLike, LogLike, PasswdLike, SlotsLike
+    from .interfaces import (
+        Context,
+        Ids,
+        KernelLike,
+        LogLike,
+        Options,
+        PasswdLike,
+        ProcessState,
+        SlotsLike,
+    )
 
     Pamh = Any  # pam_python's PamHandle: no importable type
 
@@ -81,29 +91,26 @@ C_WORDS = KNOWN[:3]  # the words pam_keyinit.so itself understands
 UNAVAILABLE = ("ENOSYS", "EPERM", "EACCES")
 
 
-class Options:
-    """The words of one module line (pam_python's argv[1:])."""
-
-    __slots__ = (
-        "debug",
-        "force",
-        "force_auto",
-        "persistent",
-        "revoke",
-        "unavailable_ignore",
-        "unknown",
+def parse_options(words: "list[str]") -> "Options":
+    """The words of one module line (pam_python's argv[1:]), as a namespace
+    (interfaces.Options): a flag per attribute of WORDS, and the unknown
+    words in ``unknown``."""
+    opts = Namespace(
+        force=False,
+        revoke=False,
+        debug=False,
+        force_auto=False,
+        persistent=False,
+        unavailable_ignore=False,
+        unknown=[],
     )
-
-    def __init__(self, words: "list[str]") -> None:
-        self.force = self.revoke = self.debug = False
-        self.force_auto = self.persistent = self.unavailable_ignore = False
-        self.unknown: "list[str]" = []
-        for word in words:
-            if word in WORDS:
-                attribute, value = WORDS[word]
-                setattr(self, attribute, value)
-            else:
-                self.unknown.append(word)
+    for word in words:
+        if word in WORDS:
+            attribute, value = WORDS[word]
+            setattr(opts, attribute, value)
+        else:
+            opts.unknown.append(word)
+    return opts
 
 
 # ---------------------------------------------------------------------------
@@ -121,7 +128,7 @@ class Options:
 # ends it frees the per-thread slots: every thread's state starts afresh
 # at its next call, as after a dlclose.
 #
-# The per-thread values live in the OS thread (kernel.ThreadSlots, POSIX
+# The per-thread values live in the OS thread (kernel.thread_slots, POSIX
 # thread-specific data), not in a Python thread state: a C program's thread
 # that Python did not start gets a new Python thread state for each call
 # (PyGILState_Ensure), and threading.local with it, so its close found
@@ -129,33 +136,34 @@ class Options:
 # thread, whatever ID it gets, starts with none.
 
 
-class _Slot:
-    """One per-thread value: slot ``index`` of the ThreadSlots, stored as
+def _slot(index: int, offset: int = 0, kind: "type[int]" = int) -> "property":
+    """One per-thread value: slot ``index`` of the thread slots, stored as
     value + ``offset`` so that the slot's 0 (never set) reads as the
     starting value (0, False, or -1 for the IDs). A ThreadState lives for
     one call of the thread, and only the thread itself sets its values: a
-    slot is read once per ThreadState (each read is a call into libc)."""
+    slot is read once per ThreadState (each read is a call into libc).
+    A property, not a descriptor class of its own: one class less to make
+    at every login."""
 
-    def __init__(self, index: int, offset: int = 0, kind: "type[int]" = int) -> None:
-        self.index, self.offset, self.kind = index, offset, kind
-
-    def __get__(self, st: "ThreadState", owner: "type[ThreadState]") -> int:
-        stored = st.read.get(self.index)
+    def get(st: "ThreadState") -> int:
+        stored = st.read.get(index)
         if stored is None:
-            stored = st.read[self.index] = st.slots.get(self.index)
-        return self.kind(stored - self.offset)
+            stored = st.read[index] = st.slots.get(index)
+        return kind(stored - offset)
 
-    def __set__(self, st: "ThreadState", value: int) -> None:
-        stored = int(value) + self.offset
-        st.slots.set(self.index, stored)
-        st.read[self.index] = stored
+    def set(st: "ThreadState", value: int) -> None:
+        stored = int(value) + offset
+        st.slots.set(index, stored)
+        st.read[index] = stored
+
+    return property(get, set)
 
 
 class ThreadState:
-    """The calling thread's values in ``slots`` (a kernel.ThreadSlots of
+    """The calling thread's values in ``slots`` (kernel.thread_slots() of
     SLOTS keys); each new thread starts at 0, False, -1."""
 
-    if TYPE_CHECKING:  # what each _Slot below reads as
+    if TYPE_CHECKING:  # what each _slot below reads as
         slots: SlotsLike
         read: dict[int, int]
         my_session_keyring: int
@@ -165,11 +173,11 @@ class ThreadState:
         revoke_as_gid: int
     else:
         __slots__ = ("read", "slots")
-        my_session_keyring = _Slot(0)  # serial of the keyring this thread created, 0 if none
-        do_revoke = _Slot(1, kind=bool)  # sticky: once 'revoke' is seen it stays on
-        xdebug = _Slot(2, kind=bool)  # sticky: once 'debug' is seen it stays on
-        revoke_as_uid = _Slot(3, offset=1)  # uid_t (-1: none) + 1 fits an unsigned 32 bits
-        revoke_as_gid = _Slot(4, offset=1)
+        my_session_keyring = _slot(0)  # serial of the keyring this thread created, 0 if none
+        do_revoke = _slot(1, kind=bool)  # sticky: once 'revoke' is seen it stays on
+        xdebug = _slot(2, kind=bool)  # sticky: once 'debug' is seen it stays on
+        revoke_as_uid = _slot(3, offset=1)  # uid_t (-1: none) + 1 fits an unsigned 32 bits
+        revoke_as_gid = _slot(4, offset=1)
 
     def __init__(self, slots: "SlotsLike") -> None:
         self.slots = slots
@@ -179,23 +187,26 @@ class ThreadState:
 SLOTS = 5
 
 
-class ProcessState:
-    """Per process. The counter and the handles change under ``lock``
-    (C uses an _Atomic int for the counter): with the GIL-safe pam_python
-    of packaging/pam-python, two threads' handlers interleave wherever one
-    waits in a system call, and `+= 1` is a read and a write. Debian's
-    pam_python does not take the GIL per call, so there PAM calls from two
-    threads at the same moment are unsafe for any pam_python module."""
+def new_process_state() -> "ProcessState":
+    """The per-process state, as a freshly loaded module has it. The
+    counter and the handles change under ``lock`` (C uses an _Atomic int
+    for the counter): with the GIL-safe pam_python of packaging/pam-python,
+    two threads' handlers interleave wherever one waits in a system call,
+    and `+= 1` is a read and a write. Debian's pam_python does not take the
+    GIL per call, so there PAM calls from two threads at the same moment
+    are unsafe for any pam_python module. A namespace, whose shape type
+    checkers know as interfaces.ProcessState: one class less to make at
+    every login."""
+    return Namespace(
+        lock=_thread.allocate_lock(),
+        session_counter=0,
+        reported_words=set(),  # unknown option words already logged
+        handles=set(),  # id() of the live pamh objects that called in
+        slots=None,  # this generation's thread_slots(), made at its first call
+    )
 
-    def __init__(self) -> None:
-        self.lock = _thread.allocate_lock()
-        self.session_counter = 0
-        self.reported_words: "set[str]" = set()
-        self.handles: "set[int]" = set()  # id() of the live pamh objects that called in
-        self.slots: "SlotsLike | None" = None  # this generation's, made at its first call
 
-
-process_state = ProcessState()
+process_state = new_process_state()
 
 
 def current_thread_state(pamh: "Pamh") -> "ThreadState":
@@ -205,7 +216,7 @@ def current_thread_state(pamh: "Pamh") -> "ThreadState":
     with process_state.lock:
         process_state.handles.add(id(pamh))
         if process_state.slots is None:
-            process_state.slots = kernel.ThreadSlots(SLOTS)
+            process_state.slots = kernel.thread_slots(SLOTS)
         slots = process_state.slots
     # Used outside the lock: the slots are freed only once no handle is
     # live (pam_sm_end), and this call's own handle is live until then.
@@ -215,47 +226,39 @@ def current_thread_state(pamh: "Pamh") -> "ThreadState":
 # ---------------------------------------------------------------------------
 
 
-class Logger:
+def logger(service: str, pam_type: str, state: "ThreadState | None") -> "LogLike":
     """Lines as libpam's pam_syslog() prefixes them for C modules,
-    ``pam_pykeyinit(SERVICE:TYPE): message``, written by kernel.syslog."""
+    ``pam_pykeyinit(SERVICE:TYPE): message``, written by kernel.syslog;
+    debug lines only while ``state``'s xdebug is on, read at each line
+    because 'debug' can be switched on mid-call."""
+    prefix = f"pam_pykeyinit({service}:{pam_type}):"
 
-    def __init__(self, service: str, pam_type: str, state: "ThreadState | None") -> None:
-        self.prefix = f"pam_pykeyinit({service}:{pam_type}):"
-        # read at each debug() because 'debug' can be switched on mid-call
-        self._state = state
+    def at(priority: int) -> "Callable[[str], None]":
+        return lambda message: kernel.syslog(priority, f"{prefix} {message}")
 
-    def error(self, message: str) -> None:
-        kernel.syslog(kernel.LOG_ERR, f"{self.prefix} {message}")
+    def debug(message: str) -> None:
+        if state is not None and state.xdebug:
+            kernel.syslog(kernel.LOG_DEBUG, f"{prefix} {message}")
 
-    def warning(self, message: str) -> None:
-        kernel.syslog(kernel.LOG_WARNING, f"{self.prefix} {message}")
-
-    def notice(self, message: str) -> None:
-        kernel.syslog(kernel.LOG_NOTICE, f"{self.prefix} {message}")
-
-    def debug(self, message: str) -> None:
-        if self._state is not None and self._state.xdebug:
-            kernel.syslog(kernel.LOG_DEBUG, f"{self.prefix} {message}")
+    return Namespace(
+        error=at(kernel.LOG_ERR),
+        warning=at(kernel.LOG_WARNING),
+        notice=at(kernel.LOG_NOTICE),
+        debug=debug,
+    )
 
 
-class Context:
-    """What one call of the logic works with."""
-
-    __slots__ = ("get_user", "getpwnam", "kernel", "log", "thread")
-
-    def __init__(
-        self,
-        kernel: "KernelLike",
-        log: "LogLike",
-        thread: "ThreadState",
-        get_user: "Callable[[], tuple[int, str | None]]",
-        getpwnam: "Callable[[str], PasswdLike | None]",
-    ) -> None:
-        self.kernel = kernel
-        self.log = log
-        self.thread = thread
-        self.get_user = get_user  # -> (PAM code, user name)
-        self.getpwnam = getpwnam  # -> passwd entry, or None if unknown
+def new_context(
+    kernel: "KernelLike",
+    log: "LogLike",
+    thread: "ThreadState",
+    get_user: "Callable[[], tuple[int, str | None]]",
+    getpwnam: "Callable[[str], PasswdLike | None]",
+) -> "Context":
+    """What one call of the logic works with (interfaces.Context): the
+    kernel, the log, the thread's state, get_user() -> (PAM code, user
+    name), and getpwnam(name) -> passwd entry, or None if unknown."""
+    return Namespace(kernel=kernel, log=log, thread=thread, get_user=get_user, getpwnam=getpwnam)
 
 
 # ---------------------------------------------------------------------------
@@ -266,7 +269,7 @@ def keyinit(ctx: "Context", argv: "list[str]", error_ret: int, what: str) -> int
     """Parse this line's options, then give the thread a session keyring.
     ``what`` names the call in the first debug line."""
     # pam_python puts the module file in argv[0]; the options follow it.
-    opts = Options(list(argv[1:]))
+    opts = parse_options(list(argv[1:]))
     for word in opts.unknown:
         if word not in process_state.reported_words:
             process_state.reported_words.add(word)
@@ -317,7 +320,7 @@ def do_keyinit(ctx: "Context", opts: "Options", error_ret: int) -> int:
     )
 
 
-def init_keyrings(ctx: Context, opts: Options, uid: int, error_ret: int) -> int:
+def init_keyrings(ctx: "Context", opts: "Options", uid: int, error_ret: int) -> int:
     """Join a new session keyring for ``uid`` and link the user keyring (and
     with 'persistent' the persistent keyring) into it. Without 'force',
     keep a session keyring the process already has; with 'force=auto',
@@ -369,7 +372,7 @@ def init_keyrings(ctx: Context, opts: Options, uid: int, error_ret: int) -> int:
     return PAM_SUCCESS
 
 
-def _why_replace(ctx: Context, uid: int) -> "tuple[str, KernelError | None]":
+def _why_replace(ctx: "Context", uid: int) -> "tuple[str, KernelError | None]":
     """force=auto's test: why the process's session keyring is not ``uid``'s
     own (with the error that showed it), or ('', None) to keep it. Kept only
     if it is not the user-session keyring, is neither revoked nor expired
@@ -387,7 +390,7 @@ def _why_replace(ctx: Context, uid: int) -> "tuple[str, KernelError | None]":
     return "", None
 
 
-def _link_persistent(ctx: Context, uid: int, serial: int) -> None:
+def _link_persistent(ctx: "Context", uid: int, serial: int) -> None:
     """'persistent': link _persistent.<uid> into the new keyring. Its
     failure is a warning: the login goes on as without the option."""
     try:
@@ -413,7 +416,7 @@ def _unavailable(err: KernelError) -> bool:
     return err.call == kernel.KEYCTL and _is(err, *UNAVAILABLE)
 
 
-def _failed(ctx: Context, opts: Options, err: KernelError, doing: str, error_ret: int) -> int:
+def _failed(ctx: "Context", opts: "Options", err: KernelError, doing: str, error_ret: int) -> int:
     """The result of a keyctl call that failed before a keyring was made:
     with 'unavailable=ignore', success without a keyring where keyrings are
     unavailable; otherwise the error line and code."""
@@ -486,112 +489,102 @@ def kill_keyrings(ctx: "Context", error_ret: int) -> int:
 # EDQUOT with a few more commits per call than pam_keyinit makes.
 
 RESTORE_TRIES = 2
-# Which IDs Switch.take moves: indexes into (real, effective, saved).
+# Which IDs take() moves: indexes into (real, effective, saved).
 REAL = 0
 EFFECTIVE = 1
 
 
-class Switch:
-    """Snapshot the thread's IDs on entry; restore and verify them on exit.
+# Functions, not a class: a class costs every login some 70,000
+# instructions to make (doc/speed.md). The IDs on entry are
+# kernel.thread_ids()'s ((real, effective, saved, fs) uids, then gids);
+# ``moved`` collects "gid" and "uid" as take() moves them, so that restore()
+# puts back exactly what was moved, also after a take() that failed halfway.
 
-    Use as ``with Switch(kernel) as sw: sw.take(uid, gid, REAL) ...``; leaving the
-    block never raises: what could not be restored is in ``restore_failures``
-    as log-ready sentences, for the caller to log and turn into its code.
-    """
 
-    def __init__(self, kernel: "KernelLike") -> None:
-        self._kernel = kernel
-        # (real, effective, saved, fs) for uids, then for gids
-        self.uids, self.gids = kernel.thread_ids()
-        self._uid_moved = False
-        self._gid_moved = False
-        self.restore_failures: "list[str]" = []
+def take(
+    k: "KernelLike", entry: "tuple[Ids, Ids]", slot: int, uid: int, gid: int, moved: "list[str]"
+) -> None:
+    """Move the REAL or EFFECTIVE gid, then uid, to the user's where they
+    differ from the entry IDs: pam_keyinit's order and test."""
+    uids, gids = entry
+    if gid != gids[slot]:
+        _move(k.setresgid, k.getresgid, slot, gid)
+        moved.append("gid")
+    if uid != uids[slot]:
+        _move(k.setresuid, k.getresuid, slot, uid)
+        moved.append("uid")
 
-    def __enter__(self) -> "Switch":
-        return self
 
-    def __exit__(
-        self,
-        exc_type: "type[BaseException] | None",
-        exc: "BaseException | None",
-        tb: "TracebackType | None",
-    ) -> None:
-        if not (self._uid_moved or self._gid_moved):
-            return
-        k = self._kernel
-        for _ in range(RESTORE_TRIES):
-            # Reverse order of switching: the uid first, which gives back
-            # the privilege (effective uid 0) that restoring the gid needs.
-            done = self._restore("uid", self.uids, k.setresuid, k.getresuid, k.setfsuid)
-            done = self._restore("gid", self.gids, k.setresgid, k.getresgid, k.setfsgid) and done
-            if not done:
-                continue
-            try:
-                got = k.thread_ids()
-            except KernelError as err:
-                self.restore_failures.append(
-                    f"cannot read back the caller's IDs after restoring them: {err}"
-                )
-                continue
-            if got == (self.uids, self.gids):
-                return
-            self.restore_failures.append(
-                f"the caller's IDs are {got} (real, effective, saved, fs; uids then"
-                f" gids) after restoring, expected {(self.uids, self.gids)}"
-            )
+def _move(
+    setres: "Callable[[int, int, int], None]",
+    getres: "Callable[[], tuple[int, int, int]]",
+    slot: int,
+    value: int,
+) -> None:
+    # setres[ug]id(value, -1, old real) or (-1, value, old effective):
+    # the displaced ID is parked in the saved slot, so the way back is
+    # allowed even without CAP_SETUID (setresuid(2): an unprivileged
+    # process may set any ID to its current real, effective or saved one).
+    current = getres()
+    ids = [UNCHANGED, UNCHANGED, current[slot]]
+    ids[slot] = value
+    setres(*ids)
 
-    def take(self, uid: int, gid: int, slot: int = REAL) -> None:
-        """Move the REAL or EFFECTIVE gid, then uid, to the user's where they
-        differ from the entry IDs: pam_keyinit's order and test."""
-        k = self._kernel
-        if gid != self.gids[slot]:
-            self._move(k.setresgid, k.getresgid, slot, gid)
-            self._gid_moved = True
-        if uid != self.uids[slot]:
-            self._move(k.setresuid, k.getresuid, slot, uid)
-            self._uid_moved = True
 
-    @staticmethod
-    def _move(
-        setres: "Callable[[int, int, int], None]",
-        getres: "Callable[[], tuple[int, int, int]]",
-        slot: int,
-        value: int,
-    ) -> None:
-        # setres[ug]id(value, -1, old real) or (-1, value, old effective):
-        # the displaced ID is parked in the saved slot, so the way back is
-        # allowed even without CAP_SETUID (setresuid(2): an unprivileged
-        # process may set any ID to its current real, effective or saved one).
-        current = getres()
-        ids = [UNCHANGED, UNCHANGED, current[slot]]
-        ids[slot] = value
-        setres(*ids)
-
-    def _restore(
-        self,
-        kind: str,
-        want: "Ids",
-        setres: "Callable[[int, int, int], None]",
-        getres: "Callable[[], tuple[int, int, int]]",
-        setfs: "Callable[[int], int]",
-    ) -> bool:
-        r, e, s, fs = want
+def restore(k: "KernelLike", entry: "tuple[Ids, Ids]", moved: "list[str]") -> "list[str]":
+    """Put every ID back as on entry if take() moved any, and read them
+    back; never raises. Returns what could not be restored, as log-ready
+    sentences, for the caller to log and turn into its code."""
+    failures: "list[str]" = []
+    if not moved:
+        return failures
+    uids, gids = entry
+    for _ in range(RESTORE_TRIES):
+        # Reverse order of switching: the uid first, which gives back
+        # the privilege (effective uid 0) that restoring the gid needs.
+        done = _restore("uid", uids, k.setresuid, k.getresuid, k.setfsuid, failures)
+        done = _restore("gid", gids, k.setresgid, k.getresgid, k.setfsgid, failures) and done
+        if not done:
+            continue
         try:
-            if getres()[1] != e:
-                # Effective first: regains CAP_SET[UG]ID when the old euid
-                # was 0 (capabilities(7), "Effect of user ID changes on
-                # capabilities").
-                setres(UNCHANGED, e, UNCHANGED)
-            if getres() != (r, e, s):
-                setres(r, e, s)
-            if fs != e:
-                # set*id calls set the fs ID to the effective one; a caller
-                # that had its own (setfsuid(2)) gets it back.
-                setfs(fs)
+            got = k.thread_ids()
         except KernelError as err:
-            self.restore_failures.append(f"cannot restore the caller's {kind}s: {err}")
-            return False
-        return True
+            failures.append(f"cannot read back the caller's IDs after restoring them: {err}")
+            continue
+        if got == entry:
+            return failures
+        failures.append(
+            f"the caller's IDs are {got} (real, effective, saved, fs; uids then"
+            f" gids) after restoring, expected {entry}"
+        )
+    return failures
+
+
+def _restore(
+    kind: str,
+    want: "Ids",
+    setres: "Callable[[int, int, int], None]",
+    getres: "Callable[[], tuple[int, int, int]]",
+    setfs: "Callable[[int], int]",
+    failures: "list[str]",
+) -> bool:
+    r, e, s, fs = want
+    try:
+        if getres()[1] != e:
+            # Effective first: regains CAP_SET[UG]ID when the old euid
+            # was 0 (capabilities(7), "Effect of user ID changes on
+            # capabilities").
+            setres(UNCHANGED, e, UNCHANGED)
+        if getres() != (r, e, s):
+            setres(r, e, s)
+        if fs != e:
+            # set*id calls set the fs ID to the effective one; a caller
+            # that had its own (setfsuid(2)) gets it back.
+            setfs(fs)
+    except KernelError as err:
+        failures.append(f"cannot restore the caller's {kind}s: {err}")
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------
@@ -612,28 +605,30 @@ def _as_user(
     switch, an exception from ``act`` and every failed restore are logged,
     in that order, and give ``error_ret``: the restore report runs whatever
     happened before it, so a thread left with the user's IDs always says so."""
+    k = ctx.kernel
     try:
-        sw = Switch(ctx.kernel)
+        entry = k.thread_ids()
     except KernelError as err:
         _report(ctx, err, "reading the caller's IDs")
         return error_ret
     ret = error_ret
+    moved: "list[str]" = []
     try:
-        with sw:
-            ctx.log.debug(f"UID:{uid} [{sw.uids[slot]}]  GID:{gid} [{sw.gids[slot]}]")
+        uids, gids = entry
+        ctx.log.debug(f"UID:{uid} [{uids[slot]}]  GID:{gid} [{gids[slot]}]")
+        try:
+            take(k, entry, slot, uid, gid, moved)
+        except KernelError as err:
+            _report(ctx, err, doing)
+        else:
             try:
-                sw.take(uid, gid, slot)
-            except KernelError as err:
-                _report(ctx, err, doing)
-            else:
-                try:
-                    ret = act()
-                except Exception as exc:  # noqa: BLE001 - reported, then the restore report
-                    internal_error(ctx.log, exc)
+                ret = act()
+            except Exception as exc:  # noqa: BLE001 - reported, then the restore report
+                internal_error(ctx.log, exc)
     finally:
         # Also on a BaseException (SystemExit, KeyboardInterrupt), which
         # then goes on to pam_python once these lines are out.
-        for failure in sw.restore_failures:
+        for failure in restore(k, entry, moved):
             ctx.log.error(
                 f"{failure}; the process now runs with other IDs than it had: end it,"
                 " and report this with the line above"
@@ -695,22 +690,22 @@ def _context(pamh: "Pamh", pam_type: str, st: "ThreadState") -> "Context":
         except pamh.exception as exc:
             return int(exc.pam_result), None
 
-    log = Logger(_service(pamh), pam_type, st)
+    log = logger(_service(pamh), pam_type, st)
     # kernel.load() fails closed on an unknown architecture; the
     # UnsupportedABI it raises is turned into a log line by _guarded.
-    return Context(kernel.load(), log, st, get_user, _getpwnam)
+    return new_context(kernel.load(), log, st, get_user, _getpwnam)
 
 
 def _guarded(pam_type: str, error_ret: int, pamh: "Pamh", body: "Callable[[], int]") -> int:
     try:
         return body()
     except kernel.UnsupportedABI as exc:
-        Logger(_service(pamh), pam_type, None).error(f"refusing to touch keyrings: {exc}")
+        logger(_service(pamh), pam_type, None).error(f"refusing to touch keyrings: {exc}")
     except KernelError as err:  # current_thread_state's: no thread-specific keys left
         doing = "keeping this thread's state"
-        Logger(_service(pamh), pam_type, None).error(module("advice").describe(err, doing))
+        logger(_service(pamh), pam_type, None).error(module("advice").describe(err, doing))
     except Exception as exc:  # noqa: BLE001 - never a traceback in the host
-        internal_error(Logger(_service(pamh), pam_type, None), exc)
+        internal_error(logger(_service(pamh), pam_type, None), exc)
     return error_ret
 
 

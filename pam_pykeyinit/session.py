@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import advice, kernel
 from .kernel import (
@@ -21,6 +21,9 @@ from .kernel import (
     KernelError,
 )
 from .keyinit import UNAVAILABLE
+
+if TYPE_CHECKING:
+    from .interfaces import KeyDescription
 
 MAX_KEYRINGS = 200  # a search of the tree from @s stops after this many keyrings
 STATES = {"EKEYREVOKED": "revoked", "EKEYEXPIRED": "expired"}
@@ -92,10 +95,10 @@ def quota(uid: int) -> dict[str, Any]:
     return found
 
 
-def _reachable(k: kernel.Kernel, start: int) -> list[tuple[int, kernel.KeyDescription]]:
+def _reachable(k: kernel.Kernel, start: int) -> list[tuple[int, KeyDescription]]:
     """Every keyring reachable from ``start`` through links, as searches
     (request_key(2)) walk them, with its description."""
-    seen: dict[int, kernel.KeyDescription] = {}
+    seen: dict[int, KeyDescription] = {}
     todo = [start]
     while todo and len(seen) < MAX_KEYRINGS:
         serial = todo.pop()

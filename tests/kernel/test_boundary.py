@@ -1,4 +1,4 @@
-"""kernel.py and keyinit.Switch against the real kernel."""
+"""kernel.py and keyinit's credential switch (take, restore) against the real kernel."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ def test_types_match_the_ctypes_package():
 
 
 def test_thread_slots_are_each_os_threads_own():
-    """kernel.ThreadSlots on the real libc: a thread reads only what it set,
+    """kernel.thread_slots on the real libc: a thread reads only what it set,
     a new thread starts at 0, the largest value a uid + 1 needs survives,
     and delete() gives the keys back (more keys than PTHREAD_KEYS_MAX, 1024,
     are made and freed one after the other)."""
     import threading
 
-    slots = kernel.ThreadSlots(2)
+    slots = kernel.thread_slots(2)
     slots.set(0, 2**32 - 1)
     slots.set(1, 7)
     seen: list[tuple[int, int]] = []
@@ -47,7 +47,7 @@ def test_thread_slots_are_each_os_threads_own():
     slots.delete()
     assert slots.keys == []
     for _ in range(1100):
-        kernel.ThreadSlots(1).delete()
+        kernel.thread_slots(1).delete()
 
 
 def test_this_machine_has_a_checked_table():
@@ -111,7 +111,7 @@ def test_join_and_link_make_a_user_keyring_link(child):
 THREAD_WATCH = """
     import os, threading, time
     from pam_pykeyinit import kernel
-    from pam_pykeyinit.keyinit import REAL, Switch
+    from pam_pykeyinit.keyinit import REAL, restore, take
     k = kernel.load()
     seen, stop = set(), threading.Event()
     def watch():
@@ -132,10 +132,11 @@ def test_switches_change_only_the_calling_thread(child):
     code = THREAD_WATCH.replace(
         "CHANGE",
         """
-        with Switch(k) as sw:
-            sw.take(47011, 47099, REAL)
-            assert os.getresuid()[0] == 47011
-            time.sleep(0.002)  # hold the switch long enough to be seen
+entry, moved = k.thread_ids(), []
+take(k, entry, REAL, 47011, 47099, moved)
+assert os.getresuid()[0] == 47011
+time.sleep(0.002)  # hold the switch long enough to be seen
+assert restore(k, entry, moved) == []
     """.strip().replace("\n", "\n        "),
     )
     assert child(code) == [[[0, 0, 0], [0, 0, 0]]]
@@ -156,16 +157,17 @@ def test_switch_restores_saved_and_fs_ids_exactly(child):
     got = child("""
         import os
         from pam_pykeyinit import kernel
-        from pam_pykeyinit.keyinit import EFFECTIVE, Switch
+        from pam_pykeyinit.keyinit import EFFECTIVE, restore, take
         k = kernel.load()
         k.setresgid(0, 0, 4242); k.setfsgid(4343)
         k.setresuid(0, 0, 4141); k.setfsuid(4444)
         before = (os.getresuid(), os.getresgid(), k.setfsuid(-1), k.setfsgid(-1))
-        with Switch(k) as sw:
-            sw.take(47011, 47099, EFFECTIVE)
-            during = (os.getresuid(), os.getresgid())
+        entry, moved = k.thread_ids(), []
+        take(k, entry, EFFECTIVE, 47011, 47099, moved)
+        during = (os.getresuid(), os.getresgid())
+        failures = restore(k, entry, moved)
         after = (os.getresuid(), os.getresgid(), k.setfsuid(-1), k.setfsgid(-1))
-        print(json.dumps([before, during, after, sw.restore_failures]))
+        print(json.dumps([before, during, after, failures]))
     """)
     before, during, after, failures = got
     assert during[0][1] == 47011 and during[1][1] == 47099

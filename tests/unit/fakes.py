@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from typing import TYPE_CHECKING
 
 from pam_pykeyinit.kernel import (
     KEY_SPEC_SESSION_KEYRING,
@@ -21,8 +22,11 @@ from pam_pykeyinit.kernel import (
     KEYCTL_LINK,
     KEYCTL_REVOKE,
     KernelError,
-    KeyDescription,
+    key_description,
 )
+
+if TYPE_CHECKING:
+    from pam_pykeyinit.interfaces import KeyDescription
 
 
 class Keyring:
@@ -185,11 +189,11 @@ class FakeKernel:
         self._keyctl("describe", KEYCTL_DESCRIBE, key)
         ring = self._resolve(KEYCTL_DESCRIBE, key)
         gid = ring.gid & 0xFFFFFFFF
-        return KeyDescription(f"keyring;{ring.uid};{gid};3f030000;{ring.name}")
+        return key_description(f"keyring;{ring.uid};{gid};3f030000;{ring.name}")
 
 
 class FakeSlots:
-    """kernel.ThreadSlots in Python: a value per thread (threading's ident),
+    """kernel.thread_slots in Python: a value per thread (threading's ident),
     0 until set; any use after delete() fails the test, as a freed
     pthread key must never be used."""
 

@@ -86,9 +86,9 @@ def test_every_entry_point_returns_a_code(words, name, service, flags, err, faul
     mp = pytest.MonkeyPatch()
     try:
         mp.setattr(entry.kernel, "load", lambda: fake)
-        mp.setattr(entry, "Logger", lambda service, pam_type, debug_on: sink)
-        mp.setattr(entry.kernel, "ThreadSlots", FakeSlots)
-        mp.setattr(entry, "process_state", entry.ProcessState())
+        mp.setattr(entry, "logger", lambda service, pam_type, debug_on: sink)
+        mp.setattr(entry.kernel, "thread_slots", FakeSlots)
+        mp.setattr(entry, "process_state", entry.new_process_state())
         pamh = FakePamh(user=name, get_user_error=err, service=service)
         for i in calls:
             rc = HANDLERS[i](pamh, flags, ["/usr/lib/security/pam_pykeyinit.py", *words])

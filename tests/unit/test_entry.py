@@ -32,12 +32,12 @@ ARGV0 = "/usr/lib/security/pam_pykeyinit.py"
 @pytest.fixture
 def world(monkeypatch):
     """A fresh process state and thread state, a fake kernel and log."""
-    monkeypatch.setattr(entry.kernel, "ThreadSlots", FakeSlots)
-    monkeypatch.setattr(entry, "process_state", entry.ProcessState())
+    monkeypatch.setattr(entry.kernel, "thread_slots", FakeSlots)
+    monkeypatch.setattr(entry, "process_state", entry.new_process_state())
     fake = FakeKernel()
     log = FakeLog()
     monkeypatch.setattr(entry.kernel, "load", lambda: fake)
-    monkeypatch.setattr(entry, "Logger", lambda service, pam_type, debug_on: log)
+    monkeypatch.setattr(entry, "logger", lambda service, pam_type, debug_on: log)
     monkeypatch.setattr(entry, "_getpwnam", USERS.get)
     return fake, log
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,14 +14,17 @@ from pam_pykeyinit.keyinit import (
     PAM_SYSTEM_ERR,
     PAM_USER_UNKNOWN,
     SLOTS,
-    Context,
-    Options,
     ThreadState,
     do_keyinit,
     kill_keyrings,
+    new_context,
+    parse_options,
 )
 
 from .fakes import USERS, FakeKernel, FakeLog, FakeSlots
+
+if TYPE_CHECKING:
+    from pam_pykeyinit.interfaces import Options
 
 pytestmark = pytest.mark.unit
 
@@ -28,12 +32,12 @@ pytestmark = pytest.mark.unit
 def make(kernel: FakeKernel, user: str | None = "alice", get_user_code: int = PAM_SUCCESS):
     log = FakeLog()
     thread = ThreadState(FakeSlots(SLOTS))
-    ctx = Context(kernel, log, thread, lambda: (get_user_code, user), USERS.get)
+    ctx = new_context(kernel, log, thread, lambda: (get_user_code, user), USERS.get)
     return ctx, log, thread
 
 
 def opts(*words: str) -> Options:
-    return Options(list(words))
+    return parse_options(list(words))
 
 
 def entry_ids(kernel: FakeKernel) -> tuple[list[int], list[int]]:

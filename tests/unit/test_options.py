@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from pam_pykeyinit.keyinit import KNOWN, Options
+from pam_pykeyinit.keyinit import KNOWN, parse_options
+
+if TYPE_CHECKING:
+    from pam_pykeyinit.interfaces import Options
 
 pytestmark = pytest.mark.unit
 FLAGS = ("force", "revoke", "debug", "force_auto", "persistent", "unavailable_ignore")
@@ -15,7 +20,7 @@ def flags(opts: Options) -> dict[str, bool]:
 
 
 def test_pam_keyinits_words():
-    opts = Options(["force", "revoke", "debug"])
+    opts = parse_options(["force", "revoke", "debug"])
     assert flags(opts) == {
         **dict.fromkeys(FLAGS, False),
         "force": True,
@@ -26,7 +31,7 @@ def test_pam_keyinits_words():
 
 
 def test_pam_pykeyinits_own_words():
-    opts = Options(["force=auto", "persistent", "unavailable=ignore"])
+    opts = parse_options(["force=auto", "persistent", "unavailable=ignore"])
     assert flags(opts) == {
         **dict.fromkeys(FLAGS, False),
         "force_auto": True,
@@ -45,13 +50,13 @@ def test_pam_pykeyinits_own_words():
 
 
 def test_empty_is_every_default():
-    opts = Options([])
+    opts = parse_options([])
     assert flags(opts) == dict.fromkeys(FLAGS, False) and opts.unknown == []
 
 
 def test_the_last_unavailable_word_wins():
-    assert Options(["unavailable=ignore", "unavailable=fail"]).unavailable_ignore is False
-    assert Options(["unavailable=fail", "unavailable=ignore"]).unavailable_ignore is True
+    assert parse_options(["unavailable=ignore", "unavailable=fail"]).unavailable_ignore is False
+    assert parse_options(["unavailable=fail", "unavailable=ignore"]).unavailable_ignore is True
 
 
 @pytest.mark.parametrize(
@@ -62,6 +67,6 @@ def test_the_last_unavailable_word_wins():
     ],
 )
 def test_words_match_exactly(word):
-    opts = Options([word])
+    opts = parse_options([word])
     assert flags(opts) == dict.fromkeys(FLAGS, False)
     assert opts.unknown == [word]
