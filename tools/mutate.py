@@ -55,17 +55,17 @@ MUTATIONS = (
     Mutation(
         "gid-slot-real",
         "pam_pykeyinit/keyinit.py",
-        "if gid != self.gids[slot]:",
-        "if gid != self.gids[REAL]:",
+        "if gid != gids[slot]:",
+        "if gid != gids[REAL]:",
         ("tests/pam/conformance/test_split_ids.py",),
-        "Switch.take compares the gid with the real gid whatever slot it moves"
+        "take() compares the gid with the real gid whatever slot it moves"
         " (issue 22's first survivor)",
     ),
     Mutation(
         "uid-slot-real",
         "pam_pykeyinit/keyinit.py",
-        "if uid != self.uids[slot]:",
-        "if uid != self.uids[REAL]:",
+        "if uid != uids[slot]:",
+        "if uid != uids[REAL]:",
         ("tests/pam/conformance/test_split_ids.py",),
         "the same for the uid: a set-user-ID caller revokes as root",
     ),
