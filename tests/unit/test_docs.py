@@ -71,7 +71,7 @@ def links(path: Path) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in LINK.finditer(prose(path))]
 
 
-def test_slug_follows_githubs_rules():
+def test_slug_follows_githubs_rules() -> None:
     assert slug("The `pykeyinit` command") == "the-pykeyinit-command"
     assert slug("3005: a fixed start-up") == "3005-a-fixed-start-up"
     assert slug("JupyterHub, and hosts with Debian's build") == (
@@ -81,7 +81,7 @@ def test_slug_follows_githubs_rules():
 
 
 @pytest.mark.parametrize("path", MARKDOWN, ids=lambda p: str(p.relative_to(REPO)))
-def test_relative_links_resolve(path: Path):
+def test_relative_links_resolve(path: Path) -> None:
     checked = 0
     for text, target in links(path):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
@@ -101,7 +101,7 @@ def test_relative_links_resolve(path: Path):
     assert checked, f"{path.name} has no relative link"
 
 
-def test_a_broken_link_is_seen(tmp_path):
+def test_a_broken_link_is_seen(tmp_path: Path) -> None:
     """The link check itself: a missing file and a missing anchor fail."""
     (tmp_path / "a.md").write_text("# Top\n\n## Two words\n\n[x](b.md) [y](#two-word) [z](#top)\n")
     found = links(tmp_path / "a.md")
@@ -109,7 +109,7 @@ def test_a_broken_link_is_seen(tmp_path):
     assert anchors(tmp_path / "a.md") == {"top", "two-words"}
 
 
-def test_readme_links_into_doc():
+def test_readme_links_into_doc() -> None:
     """The README points at each doc/ page (its depth lives there)."""
     targets = {t.partition("#")[0] for _, t in links(README)}
     for page in MARKDOWN[1:]:
@@ -131,7 +131,7 @@ def consumers() -> dict[str, list[str]]:
     }
 
 
-def test_ci_runs_try_it_from_the_readme():
+def test_ci_runs_try_it_from_the_readme() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(r'-m tests\.doclib "Try it"\)', ci), ".ci/run does not read Try it"
     assert re.search(r'^\s*bash -c "\$command"$', ci, re.M), ".ci/run does not run each command"
@@ -144,7 +144,7 @@ def test_ci_runs_try_it_from_the_readme():
         assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"no make target {target}"
 
 
-def test_every_install_command_is_run_as_written():
+def test_every_install_command_is_run_as_written() -> None:
     commands = doclib.section_commands("Install")
     assert "apt install ./dist/install/*.deb" in commands
     taken = consumers()
@@ -157,7 +157,7 @@ def test_every_install_command_is_run_as_written():
             assert doclib.readme_command("Install", prefix), file
 
 
-def test_commands_are_read_as_the_shell_reads_them():
+def test_commands_are_read_as_the_shell_reads_them() -> None:
     block = doclib.Block(
         README, 1, "sh", ["make deb   # both", "apt install \\", "  ./x.deb", "# a note"]
     )
@@ -191,13 +191,13 @@ def check_stack_line(text: str) -> None:
     assert not unknown, f"unknown options {unknown}"
 
 
-def test_the_documents_show_stack_lines():
+def test_the_documents_show_stack_lines() -> None:
     wheres = {s.where.split(":")[0] for s in stack_cases()}
     assert {"README.md", "doc/pam_pykeyinit.8.rst", "doc/install.md"} <= wheres, wheres
 
 
 @pytest.mark.parametrize("case", stack_cases(), ids=lambda s: s.where)
-def test_stack_line_parses(case: doclib.StackLine):
+def test_stack_line_parses(case: doclib.StackLine) -> None:
     check_stack_line(case.text)
 
 
@@ -212,7 +212,7 @@ def test_stack_line_parses(case: doclib.StackLine):
         "session optional pam_python.so [pam_pykeyinit.py force",
     ],
 )
-def test_a_broken_stack_line_is_seen(text: str):
+def test_a_broken_stack_line_is_seen(text: str) -> None:
     with pytest.raises((AssertionError, ValueError)):
         check_stack_line(text)
 
@@ -224,14 +224,14 @@ def example_cases() -> list[doclib.Example]:
     return [e for path in DOCS for e in doclib.examples(path)]
 
 
-def test_every_pykeyinit_line_is_an_example():
+def test_every_pykeyinit_line_is_an_example() -> None:
     """A pykeyinit command in a Markdown code block is in a console block,
     where tests/pam/test_doc_examples.py runs it."""
     stray = [line for path in MARKDOWN for line in doclib.stray_pykeyinit(path)]
     assert not stray, stray
 
 
-def test_the_readme_shows_each_subcommand():
+def test_the_readme_shows_each_subcommand() -> None:
     shown = {e.command.split()[1] for e in doclib.examples(README)}
     assert shown == {"status", "check", "convert", "run"}
     man = {e.command.split()[1] for e in doclib.examples(REPO / "doc" / "pykeyinit.1.rst")}
@@ -239,7 +239,7 @@ def test_the_readme_shows_each_subcommand():
 
 
 @pytest.mark.parametrize("case", example_cases(), ids=lambda e: e.where)
-def test_example_is_a_valid_command(case: doclib.Example, capsys):
+def test_example_is_a_valid_command(case: doclib.Example) -> None:
     assert case.setup in (None, "anon"), f"unknown setup {case.setup!r}"
     words = shlex.split(case.command)
     assert words[0] == "pykeyinit"
