@@ -86,7 +86,7 @@ check-suite: deb
 # dist/libpam-python_<Debian's version>+pykeyinitN_<arch>.deb: Debian's
 # pam-python for the host's suite, with Debian's patches and ours (the GIL,
 # the Python version, libpython kept loaded), built from the archive's source
-# by packaging/pam-python/build.sh (README, Python PAM applications). Rebuilt
+# by packaging/pam-python/build.sh (doc/pam-python.md). Rebuilt
 # when a file of packaging/pam-python changes.
 PAM_PYTHON_CHANGELOG := packaging/pam-python/suites/$(HOST_SUITE)/changelog
 PAM_PYTHON_DEB := dist/libpam-python_$(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' \
@@ -100,7 +100,7 @@ $(PAM_PYTHON_DEB): $(shell find packaging/pam-python -type f)
 
 # dist/pam_python-<version>-1.pykeyinitN.<arch>.rpm: the same source and
 # patches as pam-python-deb, from packaging/rpm/pam_python.spec, with
-# Debian's rpmbuild (README, Python PAM applications, says what it shows).
+# Debian's rpmbuild (doc/pam-python.md says what it shows).
 pam-python-rpm: pam-python-deb
 	$(call apt_install,$(RPM_PACKAGES))
 	rm -rf build/rpm-pam-python && mkdir -p build/rpm-pam-python/SOURCES dist
@@ -161,7 +161,7 @@ deb: pam-python-deb
 	@echo "deb: install both with: apt install ./dist/install/*.deb"
 
 # dist/pam_pykeyinit-VERSION-1.noarch.rpm with Debian's rpmbuild and the
-# stand-in macros of packaging/rpm/macros.debian (see README.md).
+# stand-in macros of packaging/rpm/macros.debian (see doc/install.md).
 rpm:
 	$(call apt_install,$(RPM_PACKAGES))
 	rm -rf build/rpm && mkdir -p build/rpm/SOURCES dist

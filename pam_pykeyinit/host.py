@@ -144,8 +144,8 @@ def fixed_startup(pam_python_so: Path) -> str | None:
     carries in its read-only data, "executable /usr/bin/python3.X home
     /usr"; None for a build without it (Debian's), whose interpreter
     computes its paths from the environment of the program calling PAM
-    (PATH, PYTHONEXECUTABLE, __PYVENV_LAUNCHER__: README, Python PAM
-    applications)."""
+    (PATH, PYTHONEXECUTABLE, __PYVENV_LAUNCHER__: doc/pam-python.md,
+    "3005: a fixed start-up")."""
     try:
         data = pam_python_so.read_bytes()
     except OSError:

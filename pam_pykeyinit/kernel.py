@@ -20,7 +20,7 @@ The foreign functions are built on _ctypes, the extension the ctypes
 package is written on, with the same classes ctypes.CDLL(None,
 use_errno=True) would make: importing the ctypes package costs every login
 several times what _ctypes does (ctypes/__init__, struct and _endian;
-README.md, "Speed", has the measurement). tests/kernel/test_boundary.py
+doc/speed.md has the measurement). tests/kernel/test_boundary.py
 checks these types against ctypes' own.
 """
 

@@ -5,7 +5,7 @@ build compiles it from source each time (it writes no bytecode), this
 project's runs its bytecode when current (patch 3007). So the loader holds
 only what must run before the first file of the package can be trusted,
 and everything else is here, in bytecode that the .deb compiles once.
-`make bench --stages` shows what each step costs (README.md, "Speed").
+`make bench --stages` shows what each step costs (doc/speed.md).
 
     session optional pam_python.so /lib/security/pam_pykeyinit.py force revoke
 
@@ -127,7 +127,7 @@ def problem(path: str, pkgdir: str, unsafe: "Unsafe") -> str:
 # The package's modules that a login runs, in the order they import each
 # other. _module() runs them: through the import system (finders, specs,
 # module locks) each would cost every login some 0.2 million instructions
-# more (README.md, "Speed"). A module that a login needs only on failure
+# more (doc/speed.md). A module that a login needs only on failure
 # is run by _module() too, when keyinit.module() first asks for it;
 # tests/pam/test_loader.py fails when a login loads any other way.
 LOGIN_MODULES = ("kernel", "keyinit")

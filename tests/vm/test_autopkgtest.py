@@ -73,6 +73,6 @@ def test_keyring_scenarios_agree_and_cron_finds_the_parked_key(artifacts):
     assert c["ssh: @s"] == "user's _ses" and c["ssh: after logout"] == "revoked"
     assert c["tmux with pykeyinit run: the key after logout and login"] == "kept"
     assert c["tmux without: its @s then"] == "Key has been revoked"
-    # the written-down improvement (README, cron): the example cron stack
+    # the written-down improvement (README, Options): the example cron stack
     assert py["cron job: @s"] == "user's _ses" and py["cron job: the parked key"] == "parked"
     assert c["cron job: @s"] == "root's _ses" and c["cron job: the parked key"] != "parked"
