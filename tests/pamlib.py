@@ -316,6 +316,16 @@ def normalise(lines: list[str]) -> list[str]:
     return [SERIAL.sub(name, line) for line in lines]
 
 
+SAVED_IDS = re.compile(r"(uid|gid)=(\d+),(\d+),(\d+),(\d+)")
+
+
+def comparable(lines: list[str]) -> list[str]:
+    """pamharness lines of the C module and of ours, made comparable:
+    serials normalised, and the saved IDs, the one deliberate difference
+    (doc/design.md, "One difference you might meet"), left out."""
+    return normalise([SAVED_IDS.sub(r"\1=\2,\3,-,\5", line) for line in lines])
+
+
 HARNESS_SOURCES = REPO / "tests" / "harness"
 
 
@@ -329,6 +339,8 @@ class Tools:
         self.seccomp_fail = dest / "seccomp_fail"
         self.pam_threads = dest / "pam_threads"
         self.racy_version = dest / "racy_version.so"
+        self.pam_confdir = dest / "pam_confdir"
+        self.idwatch = dest / "idwatch.so"
         cc = ["gcc", "-Wall", "-Wextra", "-Werror", "-O2"]
         system(*cc, "-o", str(self.harness), str(src / "pamharness.c"), "-lpam", "-lpthread")
         system(
@@ -337,6 +349,8 @@ class Tools:
         system(*cc, "-o", str(self.seccomp_fail), str(src / "seccomp_fail.c"))
         system(*cc, "-pthread", "-o", str(self.pam_threads), str(src / "pam_threads.c"), "-lpam")
         system(*cc, "-shared", "-fPIC", "-o", str(self.racy_version), str(src / "racy_version.c"))
+        system(*cc, "-o", str(self.pam_confdir), str(src / "pam_confdir.c"), "-lpam")
+        system(*cc, "-shared", "-fPIC", "-o", str(self.idwatch), str(src / "idwatch.c"), "-ldl")
 
 
 class HarnessResult:

@@ -54,20 +54,7 @@
 
 static pam_handle_t *handles[MAX_HANDLES];
 
-static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
-{
-	(void)data;
-	struct pam_response *r = calloc(n, sizeof(*r));
-	if (!r)
-		return PAM_BUF_ERR;
-	for (int i = 0; i < n; i++)
-		if (msg[i]->msg_style == PAM_TEXT_INFO || msg[i]->msg_style == PAM_ERROR_MSG)
-			printf("conv: %s\n", msg[i]->msg);
-	*resp = r;
-	return PAM_SUCCESS;
-}
-
-static const struct pam_conv conversation = {conv, NULL};
+#include "pamconv.h"
 
 static long keyctl(long op, long a2, long a3, long a4)
 {

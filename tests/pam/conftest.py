@@ -94,6 +94,12 @@ def tools(prerequisites: None):
 
 
 @pytest.fixture(scope="session")
+def confdir_tool(tools: Tools) -> Path:
+    """tests/harness/pam_confdir: one service run by pam_start_confdir."""
+    return tools.pam_confdir
+
+
+@pytest.fixture(scope="session")
 def gil_safe_so(prerequisites):
     """pam_python.so of the GIL-safe build for this suite, unpacked from
     dist/ into a root-owned folder that every caller can read."""

@@ -37,11 +37,7 @@ from pam_pykeyinit import host, stacks
 
 from .. import doclib
 from ..pamlib import Users, pykeyinit, ses, user_session
-from . import test_stacks_libpam
 from .cli.test_convert import DEBIAN_SSHD
-
-# pam_confdir, built once by test_stacks_libpam's fixture
-confdir_tool = test_stacks_libpam.confdir_tool
 
 DOCS = [*doclib.MARKDOWN, *doclib.MAN_PAGES]
 # Debian's vendor file of systemd (252 in Debian 12's updates, 257 in 13),

@@ -20,7 +20,6 @@ the program crashes); Linux-PAM 1.7.0 (Debian 13) counts every inclusion:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ import pytest
 from pam_pykeyinit import host
 
 from ..conftest import require
-from ..pamlib import HARNESS_SOURCES, pykeyinit, readable_folder, system
+from ..pamlib import pykeyinit, system
 
 CAP = 40  # the deepest chain tried
 REACHED = "conv: reached"  # what the deepest file's pam_echo line says
@@ -38,17 +37,6 @@ LEVEL = {
     "substack": "session substack {}",
     "@include": "@include {}",  # Debian's libpam only (031_pam_include)
 }
-CC = ["gcc", "-Wall", "-Wextra", "-Werror", "-O2"]  # pamlib.Tools's flags
-
-
-@pytest.fixture(scope="module")
-def confdir_tool(prerequisites: None) -> Iterator[Path]:
-    """pam_confdir, built as Tools builds the other harness programs."""
-    require(Path("/usr/include/security/pam_appl.h").exists(), "libpam0g-dev not installed")
-    with readable_folder("pykt-confdir-") as top:
-        tool = top / "pam_confdir"
-        system(*CC, "-o", str(tool), str(HARNESS_SOURCES / "pam_confdir.c"), "-lpam")
-        yield tool
 
 
 def write_chain(folder: Path, levels: list[str]) -> None:

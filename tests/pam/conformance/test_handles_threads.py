@@ -17,7 +17,17 @@ import pytest
 from pam_pykeyinit import host
 
 from ...conftest import require
-from ...pamlib import C_MODULE, Users, harness, line, normalise, py_module, ses, stack
+from ...pamlib import (
+    C_MODULE,
+    Users,
+    comparable,
+    harness,
+    line,
+    normalise,
+    py_module,
+    ses,
+    stack,
+)
 
 SEQUENCES = {
     # open in one handle, close in another: the same counter, the same keyring
@@ -37,12 +47,6 @@ SEQUENCES = {
 OPTIONS = ["", "revoke", "force revoke"]
 USERS = [Users.GID_USER, "root"]
 CASES = list(itertools.product(SEQUENCES, OPTIONS, USERS))
-SAVED = re.compile(r"(uid|gid)=(\d+),(\d+),(\d+),(\d+)")
-
-
-def comparable(lines: list[str]) -> list[str]:
-    # the saved IDs are the one deliberate difference (see test_differential)
-    return normalise([SAVED.sub(r"\1=\2,\3,-,\5", line) for line in lines])
 
 
 @pytest.mark.parametrize(

@@ -20,22 +20,17 @@ with pamharness as the caller (its 'show': the IDs after each call).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from ...pamlib import (
     C_MODULE,
-    HARNESS_SOURCES,
     Users,
+    comparable,
     harness,
     line,
     py_module,
-    readable_folder,
-    system,
 )
-from .test_handles_threads import comparable
 
 KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_REVOKE = 1, 3  # linux/keyctl.h
 WATCHED = re.compile(r"^idwatch keyctl (\d+) (uid=\S+ gid=\S+)$")
@@ -52,17 +47,6 @@ CALLERS = {
 }
 # each caller's real uid and gid; every other ID is 0
 ENTRY = {"rgid-users": (0, G), "ruid-users": (U, 0), "peer-su": (PEER, PEER)}
-CC = ["gcc", "-Wall", "-Wextra", "-Werror", "-O2"]  # pamlib.Tools's flags
-
-
-@pytest.fixture(scope="module")
-def idwatch(prerequisites: None) -> Iterator[Path]:
-    """idwatch.so, built as Tools builds the other harness programs."""
-    with readable_folder("pykt-idwatch-") as top:
-        so = top / "idwatch.so"
-        src = HARNESS_SOURCES / "idwatch.c"
-        system(*CC, "-shared", "-fPIC", "-o", str(so), str(src), "-ldl")
-        yield so
 
 
 def keyctl_ids(stderr: str) -> list[tuple[int, str]]:
@@ -74,14 +58,14 @@ def keyctl_ids(stderr: str) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-def test_revoke_and_keyinit_switch_the_slot_they_move(tools, tree, service, users, idwatch, caller):
+def test_revoke_and_keyinit_switch_the_slot_they_move(tools, tree, service, users, caller):
     results = []
     for module in (C_MODULE, py_module(tree)):
         svc = service([line("session", "required", module, "revoke")])
         words = (
             f"{CALLERS[caller]} show start 0 {svc} {Users.GID_USER} open 0 show close 0 show end 0"
         )
-        res = harness(tools, words.split(), env={"LD_PRELOAD": str(idwatch)})
+        res = harness(tools, words.split(), env={"LD_PRELOAD": str(tools.idwatch)})
         assert res.rc == 0, res.stderr
         results.append(res)
     theirs, ours = results
