@@ -186,10 +186,12 @@ if TYPE_CHECKING:
     from .interfaces import KeyDescription, SlotsLike
 
 
-def __getattr__(name: str) -> "type[UnsupportedABI]":
-    if name == "UnsupportedABI":
-        return _unsupported_abi()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # type checkers see the class above, and no other name
+
+    def __getattr__(name: str) -> "type[UnsupportedABI]":
+        if name == "UnsupportedABI":
+            return _unsupported_abi()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _unsupported_abi() -> "type[UnsupportedABI]":

@@ -531,13 +531,16 @@ def _move(
     setres(*ids)
 
 
-def restore(k: "KernelLike", entry: "tuple[Ids, Ids]", moved: "list[str]") -> "list[str]":
+def restore(
+    k: "KernelLike", entry: "tuple[Ids, Ids]", moved: "list[str]", failures: "list[str]"
+) -> None:
     """Put every ID back as on entry if take() moved any, and read them
-    back; never raises. Returns what could not be restored, as log-ready
-    sentences, for the caller to log and turn into its code."""
-    failures: "list[str]" = []
+    back. What could not be restored goes into the caller's ``failures``,
+    as log-ready sentences, as soon as it is known: a BaseException (a
+    KeyboardInterrupt in a Python host) that ends a later try leaves the
+    earlier lines there for the caller to log. Raises nothing else."""
     if not moved:
-        return failures
+        return
     uids, gids = entry
     for _ in range(RESTORE_TRIES):
         # Reverse order of switching: the uid first, which gives back
@@ -552,12 +555,11 @@ def restore(k: "KernelLike", entry: "tuple[Ids, Ids]", moved: "list[str]") -> "l
             failures.append(f"cannot read back the caller's IDs after restoring them: {err}")
             continue
         if got == entry:
-            return failures
+            return
         failures.append(
             f"the caller's IDs are {got} (real, effective, saved, fs; uids then"
             f" gids) after restoring, expected {entry}"
         )
-    return failures
 
 
 def _restore(
@@ -627,13 +629,18 @@ def _as_user(
                 internal_error(ctx.log, exc)
     finally:
         # Also on a BaseException (SystemExit, KeyboardInterrupt), which
-        # then goes on to pam_python once these lines are out.
-        for failure in restore(k, entry, moved):
-            ctx.log.error(
-                f"{failure}; the process now runs with other IDs than it had: end it,"
-                " and report this with the line above"
-            )
-            ret = error_ret
+        # then goes on to pam_python once these lines are out, even when it
+        # comes in the middle of restore().
+        failures: "list[str]" = []
+        try:
+            restore(k, entry, moved, failures)
+        finally:
+            for failure in failures:
+                ctx.log.error(
+                    f"{failure}; the process now runs with other IDs than it had: end it,"
+                    " and report this with the line above"
+                )
+                ret = error_ret
     return ret
 
 

@@ -136,7 +136,9 @@ entry, moved = k.thread_ids(), []
 take(k, entry, REAL, 47011, 47099, moved)
 assert os.getresuid()[0] == 47011
 time.sleep(0.002)  # hold the switch long enough to be seen
-assert restore(k, entry, moved) == []
+failures = []
+restore(k, entry, moved, failures)
+assert failures == []
     """.strip().replace("\n", "\n        "),
     )
     assert child(code) == [[[0, 0, 0], [0, 0, 0]]]
@@ -165,7 +167,8 @@ def test_switch_restores_saved_and_fs_ids_exactly(child):
         entry, moved = k.thread_ids(), []
         take(k, entry, EFFECTIVE, 47011, 47099, moved)
         during = (os.getresuid(), os.getresgid())
-        failures = restore(k, entry, moved)
+        failures = []
+        restore(k, entry, moved, failures)
         after = (os.getresuid(), os.getresgid(), k.setfsuid(-1), k.setfsgid(-1))
         print(json.dumps([before, during, after, failures]))
     """)

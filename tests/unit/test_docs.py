@@ -137,6 +137,10 @@ def test_ci_runs_try_it_from_the_readme() -> None:
     assert re.search(r'^\s*bash -c "\$command"$', ci, re.M), ".ci/run does not run each command"
     commands = doclib.section_commands("Try it")
     assert commands[:2] == ["make demo", "make check"], commands
+    # CI's other duties come from the same list: the suite again in a root
+    # of the other suite, and the packages in guests of both
+    for duty in ("make check-suite", "make vm-test"):
+        assert duty in commands, f"Try it lost {duty!r}: CI would no longer run it"
     for command in commands:
         assert re.fullmatch(r"make [a-z-]+", command), f"Try it: {command!r} is not a make target"
         target = command.split()[1]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pam_pykeyinit.kernel import KernelError
 from pam_pykeyinit.keyinit import (
     PAM_CRED_ERR,
     PAM_SESSION_ERR,
@@ -524,3 +525,30 @@ def test_an_exception_while_revoking_is_logged_then_the_restore():
     assert errors[0].startswith("internal error ValueError")
     assert any("cannot restore the caller's uids" in m and "end it" in m for m in errors), errors
     assert kernel.uid[1] == 1001  # the effective uid the revoke took, still held
+
+
+def test_a_failed_restore_is_logged_even_when_an_interrupt_ends_the_next_try():
+    # The first try to restore the uid fails (EPERM); a KeyboardInterrupt
+    # (SIGINT in a Python host) comes during the second. The thread is left
+    # with the user's real uid, and the first failure must still be in the
+    # log as the interrupt goes on to the host.
+    kernel = FakeKernel()
+    real = kernel.setresuid
+    seen = []
+
+    def setresuid(r, e, s):
+        seen.append((r, e, s))
+        if len(seen) == 2:  # the first restore
+            raise KernelError("setresuid", (r, e, s), errno.EPERM)
+        if len(seen) == 3:  # the second
+            raise KeyboardInterrupt
+        real(r, e, s)
+
+    kernel.setresuid = setresuid  # type: ignore[method-assign]
+    ctx, log, _ = make(kernel)
+    with pytest.raises(KeyboardInterrupt):
+        do_keyinit(ctx, opts("force"), PAM_SESSION_ERR)
+    errors = [m for lv, m in log.lines if lv == "err"]
+    assert len(errors) == 1 and "cannot restore the caller's uids" in errors[0], errors
+    assert "EPERM" in errors[0] and "end it" in errors[0]
+    assert kernel.uid[0] == 1001  # what the line says
