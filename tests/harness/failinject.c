@@ -32,7 +32,10 @@ struct rule {
 static struct rule rules[MAX_RULES];
 static int nrules = -1;
 
-static void parse(void)
+/* Read FAILINJECT when the library is loaded, not at the first syscall():
+ * this project's pam_python (patch 3005) starts Python with an empty
+ * environ, and Python makes its first syscall() (gettid) in that window. */
+__attribute__((constructor)) static void parse(void)
 {
 	nrules = 0;
 	const char *spec = getenv("FAILINJECT");
