@@ -497,8 +497,9 @@ EFFECTIVE = 1
 # Functions, not a class: a class costs every login some 70,000
 # instructions to make (doc/speed.md). The IDs on entry are
 # kernel.thread_ids()'s ((real, effective, saved, fs) uids, then gids);
-# ``moved`` collects "gid" and "uid" as take() moves them, so that restore()
-# puts back exactly what was moved, also after a take() that failed halfway.
+# ``moved`` collects "gid" and "uid" as take() moves them: restore() does
+# nothing when nothing moved, and otherwise puts back every ID, also after
+# a take() that failed halfway.
 
 
 def take(

@@ -32,8 +32,8 @@ recurses until the program crashes); from 1.6.0 on every inclusion counts
 (linux-pam pull request 633, "avoid infinite recursion with includes",
 merged in November 2023, after 1.5.3 and before 1.6.0), so
 Rules.every_inclusion_counts decides, from the version as for
-blank_ends_line. The limit and what counts
-were measured, not read from libpam's source: with pam_start_confdir on
+blank_ends_line. The limit and what counts were measured, not read from
+libpam's source: with pam_start_confdir on
 Linux-PAM 1.5.2 (Debian 12) and 1.7.0 (Debian 13), by
 tests/pam/test_stacks_libpam.py, which compares check with libpam on
 either side of the limit on the system it runs on.
